@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both work from a fresh clone.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: install system-deps demo test lint clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+# Debian packages the tests use for real: pdflatex (tables' real client), poppler (PDF -> PNG).
+system-deps:
+	bash tests/system-deps.sh
+
+demo: install
+	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml
+
+test: install system-deps
+	$(BIN)/snakemake --lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/snakemake --lint
+	$(BIN)/ruff check src tests workflow/scripts benchmarks
+
+clean-demo:
+	rm -rf results/demo resources/demo

@@ -1,0 +1,3 @@
+from sdnet.cli import main
+
+raise SystemExit(main())

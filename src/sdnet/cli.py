@@ -1,0 +1,219 @@
+"""`sdnet ...` command line: parse arguments, call one function with plain arguments, nothing else.
+
+Heavy modules (torch, pandas, matplotlib) are imported inside each command so that `sdnet --help`
+and `sdnet data download` stay fast. Every expected failure (bad setting, bad archive, NaN loss)
+is an `SdnetError` subclass: it is printed as one line `sdnet: error: ...` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sdnet import __version__, spec
+from sdnet.errors import SdnetError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one network (one dataset x depth x variant x seed)",
+        description="Train one ResNet with or without stochastic depth. Defaults are the paper's "
+        "CIFAR setup (SGD, batch 128, 500 epochs, lr 0.1 /10 after 250 and 375, wd 1e-4, "
+        "Nesterov momentum 0.9). Started again on the same --out folder, it resumes.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="folder written by `sdnet data prepare`")
+    p.add_argument("--dataset", choices=spec.DATASETS, required=True)
+    p.add_argument("--depth", type=int, required=True, help=spec.valid_depths_text())
+    p.add_argument("--arch", choices=spec.ARCHS, default=None,
+                   help="network family (default: from the depth, see sdnet.spec)")
+    p.add_argument("--shortcut", choices=("A", "B"), default="A",
+                   help="CIFAR ResNet transition shortcut: A = avg-pool + zero channels (paper), "
+                   "B = 1x1 conv + BN")
+    p.add_argument("--survival", choices=spec.SURVIVAL_RULES, default="linear",
+                   help="none = constant depth; linear = Eq. 4 of the paper; uniform = p_L for "
+                   "every block; epoch-linear = the seed tutorial's reading (not the paper's)")
+    p.add_argument("--p-last", type=float, default=0.5, help="survival probability p_L of the last block")
+    p.add_argument("--variant", default=None, help="label stored with the results (default: the rule)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--epochs", type=_positive_int, default=500)
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--milestones", type=_positive_int, nargs="*", default=[250, 375])
+    p.add_argument("--gamma", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--warmup-epochs", type=_non_negative_int, default=0,
+                   help="epochs at lr/10 before the schedule (the paper's ResNet-1202 recipe: 10)")
+    p.add_argument("--limit-train", type=_positive_int, default=None,
+                   help="use only the first N training images (quick runs)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="bf16 autocast on CUDA (ignored on CPU)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="channels_last memory format on CUDA (ignored on CPU)")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--restart", action="store_true",
+                   help="discard any checkpoint in --out and start over")
+    p.add_argument("--on-mismatch", choices=("error", "restart"), default="error",
+                   help="what to do with a checkpoint written with other settings (the workflow "
+                   "uses restart: a rerun caused by changed settings starts clean)")
+    p.add_argument("--log-every", type=_non_negative_int, default=0,
+                   help="also log every N steps (0: once per epoch)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from sdnet import train
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("func", "command", "data_command",
+                                                                "report_command")}
+    spec.resolve_arch(args.depth, args.arch)
+    spec.check_survival(args.survival, args.p_last)
+    train.train(train.TrainConfig(**fields))
+    return 0
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="download, prepare or fake a data set")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+
+    d = dsub.add_parser("download", help="fetch and verify a data set archive (https, file:// or path)")
+    d.add_argument("--dataset", choices=spec.DATASETS, required=True)
+    d.add_argument("--url", default=None, help="archive URL or path (default: the official one)")
+    d.add_argument("--md5", default=None,
+                   help="expected md5 (default: the official one; 'none' skips the check, e.g. "
+                   "for locally generated fakes)")
+    d.add_argument("--out", type=Path, required=True, help="folder that receives the archive")
+    d.set_defaults(func=_cmd_download)
+
+    r = dsub.add_parser("prepare", help="turn an archive into train/val/test .npz arrays")
+    r.add_argument("--dataset", choices=spec.DATASETS, required=True)
+    r.add_argument("--archive", type=Path, required=True)
+    r.add_argument("--val-size", type=_non_negative_int, default=None,
+                   help="CIFAR-10 validation images held out of train (default 5000; 0: none). "
+                   "CINIC-10 uses its shipped valid split (0 drops it)")
+    r.add_argument("--split-seed", type=_non_negative_int, default=0)
+    r.add_argument("--workers", type=_positive_int, default=None, help="decoding processes (default: all cores)")
+    r.add_argument("--out", type=Path, required=True)
+    r.set_defaults(func=_cmd_prepare)
+
+    f = dsub.add_parser("fake", help="write a small archive in exactly the real format")
+    f.add_argument("--format", choices=spec.DATASETS, required=True)
+    f.add_argument("--per-class", type=_positive_int, default=None,
+                   help="images per class and split (default: small)")
+    f.add_argument("--full-size", action="store_true", help="as many images as the real data set")
+    f.add_argument("--seed", type=_non_negative_int, default=0)
+    f.add_argument("--out", type=Path, required=True, help="archive path to write")
+    f.set_defaults(func=_cmd_fake)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from sdnet import data
+
+    path = data.download(args.dataset, args.out, url=args.url, md5=args.md5)
+    print(path)
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from sdnet import data
+
+    data.prepare(args.dataset, args.archive, args.out, val_size=args.val_size,
+                 split_seed=args.split_seed, workers=args.workers)
+    return 0
+
+
+def _cmd_fake(args: argparse.Namespace) -> int:
+    from sdnet import data
+
+    path = data.make_fake(args.format, args.out, per_class=args.per_class, seed=args.seed,
+                          full_size=args.full_size)
+    print(path)
+    return 0
+
+
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="aggregate run folders, render tables and figures")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+
+    a = rsub.add_parser("aggregate", help="run folders -> runs.csv and epochs.csv")
+    a.add_argument("runs", type=Path, nargs="+", help="run folders (each with summary.json)")
+    a.add_argument("--out-runs", type=Path, required=True)
+    a.add_argument("--out-epochs", type=Path, required=True)
+    a.set_defaults(func=_cmd_aggregate)
+
+    t = rsub.add_parser("tables", help="runs.csv -> LaTeX and Markdown tables")
+    t.add_argument("--runs", type=Path, required=True)
+    t.add_argument("--out-dir", type=Path, required=True)
+    t.set_defaults(func=_cmd_tables)
+
+    g = rsub.add_parser("figures", help="runs.csv + epochs.csv -> PDF and PNG figures")
+    g.add_argument("--runs", type=Path, required=True)
+    g.add_argument("--epochs", type=Path, required=True)
+    g.add_argument("--out-dir", type=Path, required=True)
+    g.set_defaults(func=_cmd_figures)
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.aggregate(args.runs, args.out_runs, args.out_epochs)
+    return 0
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.render_tables(args.runs, args.out_dir)
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_figures(args.runs, args.epochs, args.out_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sdnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    _add_data_parser(sub)
+    _add_report_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SdnetError as err:
+        print(f"sdnet: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sdnet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
