@@ -193,7 +193,10 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdnet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="sdnet",
+        description="Deep Networks with Stochastic Depth (Huang et al. 2016): data, training, reports.",
+    )
     parser.add_argument("--version", action="version", version=f"sdnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
