@@ -1,0 +1,119 @@
+"""Batches straight from device memory: the whole split lives on the device as uint8 NCHW.
+
+Shuffling and augmentation (pad-4 random crop + horizontal flip) are drawn from one generator on
+the loader's device, seeded by (seed, epoch) only: a resumed epoch replays exactly the same
+batches, and nothing forces a host-device sync. Crop and flip are one gather over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PAD = 4
+SIZE = 32
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One generator seed per (seed, epoch); nothing else feeds the data order."""
+    return int(seed) * 1_000_003 + int(epoch)
+
+
+def crop_flip(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+              flip: torch.Tensor) -> torch.Tensor:
+    """Crop each image of a uint8 NCHW batch at (dy, dx) of its zero-padded copy, then flip.
+
+    Padding happens on raw pixels, so the border is black as with torchvision's
+    RandomCrop(32, padding=4) before Normalize. dy, dx in [0, 2 * PAD]; flip is bool.
+    """
+    n, c, h, w = images.shape
+    padded = F.pad(images, (PAD, PAD, PAD, PAD))
+    ar_h = torch.arange(h, device=images.device)
+    ar_w = torch.arange(w, device=images.device)
+    rows = dy[:, None] + ar_h  # (n, h)
+    cols = dx[:, None] + torch.where(flip[:, None], (w - 1) - ar_w, ar_w)  # (n, w)
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    chan = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+class DeviceLoader:
+    """One split on one device; `batches(epoch)` yields normalised float32 NCHW batches."""
+
+    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *,
+                 batch_size: int, device: str | torch.device, mean: Sequence[float],
+                 std: Sequence[float], augment: bool, shuffle: bool, seed: int = 0,
+                 channels_last: bool = False) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        host = torch.as_tensor(np.asarray(images) if isinstance(images, np.ndarray) else images)
+        if host.dtype != torch.uint8 or host.ndim != 4 or host.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (N, H, W, 3), got {host.dtype} {tuple(host.shape)}")
+        self.images = host.permute(0, 3, 1, 2).contiguous().to(self.device)
+        self.labels = torch.as_tensor(labels, dtype=torch.int64).to(self.device)
+        if len(self.labels) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add.
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = -mean_t / std_t
+        self.batch_size = int(batch_size)
+        self.augment = bool(augment)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.channels_last = bool(channels_last)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.images.shape[0])
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW -> float32 normalised (0-1 scale mean/std), optionally channels_last."""
+        x = torch.addcmul(self._shift, images.float(), self._scale)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _generator(self, epoch: int) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(epoch_seed(self.seed, epoch))
+        return gen
+
+    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Order of the epoch and per-position (dy, dx, flip) draws, all on the device."""
+        n, dev = self.num_samples, self.device
+        gen = self._generator(epoch)
+        if self.shuffle:
+            order = torch.randperm(n, generator=gen, device=dev)
+        else:
+            order = torch.arange(n, device=dev)
+        aug = None
+        if self.augment:
+            offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=gen, device=dev)
+            flips = torch.randint(0, 2, (n,), generator=gen, device=dev)
+            aug = torch.cat([offsets, flips[None]], 0)  # (3, n): dy, dx, flip
+        return order, aug
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(x float32 NCHW normalised, y int64) on the device; the last partial batch is kept."""
+        order, aug = self._epoch_plan(epoch)
+        for start in range(0, self.num_samples, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self.images[idx]
+            if aug is not None:
+                dy, dx, flip = aug[:, start:start + self.batch_size]
+                x = crop_flip(x, dy, dx, flip.bool())
+            yield self.normalize(x), self.labels[idx]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Epoch 0; use `batches(epoch)` in training loops."""
+        return self.batches(0)

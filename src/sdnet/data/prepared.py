@@ -1,0 +1,131 @@
+"""The prepared folder: train/val/test .npz arrays plus meta.json, written and read here only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdnet.data.common import CLASSES, FORMAT_VERSION, IMAGE_SHAPE, require_file
+from sdnet.errors import SdnetError
+
+SPLITS = ("train", "val", "test")
+Split = tuple[np.ndarray, np.ndarray]
+PREPARE_HINT = "run `sdnet data prepare` first"
+
+
+@dataclass
+class Prepared:
+    """A prepared data set in host memory: (images uint8 NHWC RGB, labels int64) per split."""
+
+    train: Split
+    val: Split | None
+    test: Split
+    meta: dict
+
+    @property
+    def mean(self) -> list[float]:
+        return list(self.meta["mean"])
+
+    @property
+    def std(self) -> list[float]:
+        return list(self.meta["std"])
+
+
+def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str) -> None:
+    """Raise SdnetError naming `source` unless the arrays are a valid 10-class 32x32 RGB split."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise SdnetError(f"{source}: images must be uint8 (N, 32, 32, 3), got "
+                         f"{images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise SdnetError(f"{source}: {images.shape[0]} images but labels of shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise SdnetError(f"{source}: labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
+        raise SdnetError(f"{source}: labels must be in 0..{len(CLASSES) - 1}, got "
+                         f"{labels.min()}..{labels.max()}")
+
+
+def write_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Uncompressed .npz (fast to load); `path` is already a temporary location."""
+    check_split(images, labels, path)
+    with open(path, "wb") as fh:
+        np.savez(fh, images=np.ascontiguousarray(images), labels=labels.astype(np.int64))
+
+
+def channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std on the 0-1 scale, in float64 chunks (exact, little memory)."""
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for start in range(0, len(images), chunk):
+        block = images[start:start + chunk].reshape(-1, 3).astype(np.float64)
+        total += block.sum(0)
+        total_sq += np.square(block).sum(0)
+    count = images.shape[0] * images.shape[1] * images.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
+    return [round(float(v) / 255.0, 8) for v in mean], [round(float(v) / 255.0, 8) for v in std]
+
+
+def build_meta(dataset: str, splits: dict[str, Split], source_md5: str, val_size: int,
+               split_seed: int) -> dict:
+    """meta.json content as docs/DESIGN.md fixes it."""
+    mean, std = channel_stats(splits["train"][0])
+    return {
+        "dataset": dataset,
+        "classes": list(CLASSES),
+        "counts": {name: len(split[1]) for name, split in splits.items()},
+        "mean": mean,
+        "std": std,
+        "source_md5": source_md5,
+        "val_size": int(val_size),
+        "split_seed": int(split_seed),
+        "format_version": FORMAT_VERSION,
+    }
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    path.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+
+
+def _read_split(path: Path) -> Split:
+    require_file(path, PREPARE_HINT)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            images, labels = npz["images"], npz["labels"]
+    except (OSError, ValueError, KeyError) as err:
+        raise SdnetError(f"{path}: not a prepared split ({err}); {PREPARE_HINT} again") from err
+    check_split(images, labels, path)
+    return images, labels
+
+
+def _read_meta(data_dir: Path) -> dict:
+    path = require_file(data_dir / "meta.json", PREPARE_HINT)
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SdnetError(f"{path}: invalid JSON ({err}); {PREPARE_HINT} again") from err
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise SdnetError(f"{path}: format_version {meta.get('format_version')!r}, expected "
+                         f"{FORMAT_VERSION}; {PREPARE_HINT} again")
+    return meta
+
+
+def load_prepared(data_dir: Path | str) -> Prepared:
+    """Read a folder written by `prepare`; SdnetError saying what is missing and what to run."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise SdnetError(f"data folder {data_dir} not found; {PREPARE_HINT}")
+    meta = _read_meta(data_dir)
+    splits = {name: _read_split(data_dir / f"{name}.npz")
+              for name in SPLITS if name in meta.get("counts", {})}
+    for name in ("train", "test"):
+        if name not in splits:
+            raise SdnetError(f"{data_dir / 'meta.json'}: no {name!r} split listed; {PREPARE_HINT}")
+    for name, (_, labels) in splits.items():
+        if len(labels) != meta["counts"][name]:
+            raise SdnetError(f"{data_dir / (name + '.npz')}: {len(labels)} images but meta.json "
+                             f"says {meta['counts'][name]}; {PREPARE_HINT} again")
+    return Prepared(train=splits["train"], val=splits.get("val"), test=splits["test"], meta=meta)
