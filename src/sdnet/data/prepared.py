@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +50,17 @@ def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str) -> N
 
 
 def write_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Uncompressed .npz (fast to load); `path` is already a temporary location."""
+    """Uncompressed .npz (fast to load) with fixed zip timestamps, so equal data = equal bytes.
+
+    np.savez stamps each member with the current time; this writes the same format by hand.
+    """
     check_split(images, labels, path)
-    with open(path, "wb") as fh:
-        np.savez(fh, images=np.ascontiguousarray(images), labels=labels.astype(np.int64))
+    arrays = {"images": np.ascontiguousarray(images), "labels": labels.astype(np.int64)}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, array, allow_pickle=False)
 
 
 def channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[list[float], list[float]]:

@@ -1,0 +1,67 @@
+"""Safe extraction of downloaded archives, and the restricted unpickler for CIFAR-10 batches."""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sdnet.errors import SdnetError
+
+
+def extract(archive: Path, dest: Path) -> None:
+    """Extract with tarfile's "data" filter: absolute paths, '..', links leaving `dest` and device
+    files are refused (SdnetError naming the archive and the member)."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(dest, filter="data")
+    except tarfile.FilterError as err:
+        member = err.tarinfo.name if err.tarinfo is not None else "?"
+        raise SdnetError(f"{archive}: refused unsafe member {member!r} ({err})") from err
+    except (tarfile.TarError, EOFError, zlib.error) as err:
+        raise SdnetError(f"{archive}: corrupt or truncated archive ({err})") from err
+    except FileNotFoundError as err:
+        raise SdnetError(f"{archive} not found; run `sdnet data download` first") from err
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and numpy arrays: a CIFAR batch needs nothing else, and
+    pickle would otherwise run any code a tampered archive asks for."""
+
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("numpy.core"):  # pickled by numpy 1.x (Python 2 for the real files)
+            module = module.replace("numpy.core", "numpy._core", 1)
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+        return super().find_class(module, name)
+
+
+def load_pickle(path: Path) -> dict:
+    """A CIFAR-10 batch or meta file as a dict with str keys (Python 2 pickles, latin1)."""
+    try:
+        with open(path, "rb") as fh:
+            obj = _ArrayUnpickler(fh, encoding="latin1").load()
+    except FileNotFoundError as err:
+        raise SdnetError(f"{path}: missing from the archive") from err
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise SdnetError(f"{path}: not a CIFAR-10 pickle ({err})") from err
+    if not isinstance(obj, dict):
+        raise SdnetError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def as_uint8(value: Any, path: Path, key: str) -> np.ndarray:
+    """A numpy uint8 view of a pickled field, or SdnetError naming the file."""
+    array = np.asarray(value)
+    if array.dtype != np.uint8:
+        raise SdnetError(f"{path}: {key!r} must be uint8, got {array.dtype}")
+    return array

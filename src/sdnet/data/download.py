@@ -1,0 +1,125 @@
+"""Fetch an archive (https, file:// or a plain path), verify its md5, then move it into place.
+
+The archive is written under a temporary name in the destination folder and only renamed to its
+final name once verified, so a wrong or truncated download never looks finished.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from pathlib import Path
+
+from sdnet.data.common import dataset_info
+from sdnet.errors import SdnetError
+
+log = logging.getLogger(__name__)
+SKIP_MD5 = "none"
+
+
+def _local_path(source: str) -> Path | None:
+    """The file behind a plain path or a file:// URL; None for a remote URL."""
+    parts = urllib.parse.urlsplit(source)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise SdnetError(f"cannot fetch {source}: file:// URLs must name a local file")
+        return Path(urllib.request.url2pathname(parts.path))
+    if parts.scheme in ("http", "https", "ftp"):
+        return None
+    return Path(source).expanduser()
+
+
+def _fetch(source: str, tmp: Path) -> None:
+    """Copy a local file (torchvision's download_url cannot read file:// URLs in 0.29: its
+    progress bar wants a Content-Length), or download a remote URL with torchvision's helper."""
+    try:
+        local = _local_path(source)
+        if local is not None:
+            shutil.copyfile(local, tmp)
+            return
+        from torchvision.datasets.utils import download_url  # imports torch: only when fetching
+
+        download_url(source, str(tmp.parent), filename=tmp.name, md5=None)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise SdnetError(f"could not fetch {source}: {err}") from err
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _check_gzip_complete(path: Path, name: str) -> None:
+    """Without an md5, at least refuse an archive whose gzip stream is cut short or corrupt."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 22):
+                pass
+    except (EOFError, OSError, zlib.error) as err:
+        raise SdnetError(f"{name}: truncated or corrupt archive ({err}); it was not kept") from err
+
+
+def md5_of(path: Path) -> str:
+    """hashlib rather than torchvision's calculate_md5 (the same loop): importing torchvision
+    pulls in torch and takes seconds, which every download/prepare would pay."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path: Path, md5: str, name: str | None = None) -> str:
+    """Return the actual md5; SdnetError naming the file (`name`, default `path`), the expected
+    and the actual md5 on a mismatch. md5 "none" only checks that a .gz stream is complete."""
+    name = name or str(path)
+    actual = md5_of(path)
+    if md5.lower() == SKIP_MD5:
+        log.warning("md5 check skipped for %s (actual md5 %s)", name, actual)
+        if _is_gzip(path):
+            _check_gzip_complete(path, name)
+    elif actual != md5.lower():
+        raise SdnetError(f"{name}: md5 mismatch (expected {md5.lower()}, got {actual}); the "
+                         "archive is wrong or truncated and was not kept")
+    return actual
+
+
+def _already_there(final: Path, md5: str) -> bool:
+    if not final.is_file():
+        return False
+    if md5.lower() == SKIP_MD5 or md5_of(final) == md5.lower():
+        return True
+    log.warning("%s exists but does not match md5 %s; fetching it again", final, md5)
+    return False
+
+
+def download(dataset: str, out_dir: Path | str, url: str | None = None,
+             md5: str | None = None) -> Path:
+    """Put the verified archive of `dataset` into `out_dir` under its official name."""
+    info = dataset_info(dataset)
+    source = str(url or info.url)
+    md5 = md5 or info.md5
+    out_dir = Path(out_dir)
+    final = out_dir / info.archive
+    if _already_there(final, md5):
+        return final
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A fresh temporary folder beside the final file: torchvision's download_url skips files that
+    # already exist, and the rename into place stays on one file system.
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{info.archive}.", suffix=".part", dir=out_dir))
+    try:
+        tmp = tmp_dir / info.archive
+        _fetch(source, tmp)
+        verify(tmp, md5, name=f"{final} (from {source})")
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return final
