@@ -1,0 +1,50 @@
+# sdnet: Deep Networks with Stochastic Depth (Huang et al. 2016), reproduced.
+#
+#   snakemake --cores 1 --resources gpu=1       everything, locally, one GPU job at a time
+#   snakemake --profile slurm                   training jobs on Slurm GPUs, the rest locally
+#   snakemake results/tables/summary.tex        just that table and what it needs
+#   snakemake --cores 2 --configfile config/demo.yaml   the CPU demo (fake data, ~2 minutes)
+#
+# Only missing or stale results are recomputed: a run reruns when its `sdnet train` flags change.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+    make_fake_archive,
+    download_dataset,
+    prepare_dataset,
+    aggregate_metrics,
+    plot_figures,
+    render_tables,
+
+
+wildcard_constraints:
+    dataset="|".join(spec.DATASETS),
+    archive=r"[^/]+",
+    depth=r"\d+",
+    seed=r"\d+",
+    variant=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+
+
+rule all:
+    """The figures and tables of the whole experiment in config.yaml."""
+    input:
+        figure_files(),
+        table_files(),
+    default_target: True

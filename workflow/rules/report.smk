@@ -1,0 +1,72 @@
+# Report: every run's summary.json -> runs.csv/epochs.csv -> figures and LaTeX/Markdown tables.
+# The PNG figures and the summary tables also go into `snakemake --report results/report.html`.
+
+
+rule aggregate_metrics:
+    """One row per run and one per run-epoch (an incomplete run folder is an error)."""
+    input:
+        summaries=all_summaries,
+    output:
+        runs=RUNS_CSV,
+        epochs=EPOCHS_CSV,
+    log:
+        f"{LOGS}/aggregate_metrics.log",
+    conda:
+        "../envs/sdnet.yaml"
+    script:
+        "../scripts/aggregate.py"
+
+
+rule plot_figures:
+    """Test-error curves, final error per depth and variant, seconds per epoch (PDF + PNG)."""
+    input:
+        runs=RUNS_CSV,
+        epochs=EPOCHS_CSV,
+    output:
+        test_error_curves_pdf=f"{RESULTS}/figures/test_error_curves.pdf",
+        test_error_curves_png=report(
+            f"{RESULTS}/figures/test_error_curves.png",
+            caption="../report/test_error_curves.rst",
+            category="Figures",
+        ),
+        final_error_pdf=f"{RESULTS}/figures/final_error.pdf",
+        final_error_png=report(
+            f"{RESULTS}/figures/final_error.png",
+            caption="../report/final_error.rst",
+            category="Figures",
+        ),
+        epoch_time_pdf=f"{RESULTS}/figures/epoch_time.pdf",
+        epoch_time_png=report(
+            f"{RESULTS}/figures/epoch_time.png",
+            caption="../report/epoch_time.rst",
+            category="Figures",
+        ),
+    params:
+        log_scale=config["figures"]["log_scale"],
+    log:
+        f"{LOGS}/plot_figures.log",
+    conda:
+        "../envs/sdnet.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule render_tables:
+    """Mean +- std over seeds (summary) and every run (per_seed), in LaTeX and Markdown."""
+    input:
+        runs=RUNS_CSV,
+    output:
+        summary_tex=report(
+            f"{RESULTS}/tables/summary.tex", caption="../report/summary.rst", category="Tables"
+        ),
+        summary_md=report(
+            f"{RESULTS}/tables/summary.md", caption="../report/summary.rst", category="Tables"
+        ),
+        per_seed_tex=f"{RESULTS}/tables/per_seed.tex",
+        per_seed_md=f"{RESULTS}/tables/per_seed.md",
+    log:
+        f"{LOGS}/render_tables.log",
+    conda:
+        "../envs/sdnet.yaml"
+    script:
+        "../scripts/tables.py"

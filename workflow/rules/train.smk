@@ -1,0 +1,33 @@
+# Training: one job per dataset x depth x variant x seed, one GPU each.
+#
+# checkpoint.pt (in the run folder) is deliberately not an output: Snakemake never deletes it, so
+# a job killed by the walltime, a node failure or Ctrl-C resumes on its retry or on the next call.
+# --on-mismatch restart: a rerun caused by changed settings starts over instead of resuming.
+
+
+rule train_run:
+    """Train one network; summary.json (written last by the trainer) marks a complete run."""
+    input:
+        unpack(train_data_input),
+    output:
+        metrics=f"{RUN_DIR}/metrics.csv",
+        summary=f"{RUN_DIR}/summary.json",
+        model=f"{RUN_DIR}/model.pt",
+    params:
+        flags=train_flags,
+    threads: config["train_resources"]["cpus"]
+    resources:
+        gpu=1,
+        gpu_model=train_gpu_model,
+        runtime=train_runtime,
+        mem_mb=config["train_resources"]["mem_mb"],
+        cpus_per_task=config["train_resources"]["cpus"],
+    retries: config["train_resources"]["retries"]
+    log:
+        f"{LOGS}/train_run/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}.log",
+    conda:
+        "../envs/sdnet.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} sdnet train --data \"$(dirname {input.meta:q})\""
+        ' --out "$(dirname {output.summary:q})" {params.flags} --on-mismatch restart'
+        " >> {log:q} 2>&1"
