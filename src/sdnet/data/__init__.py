@@ -12,7 +12,7 @@ from typing import Any
 
 from sdnet.data.common import CLASSES, DATASET_INFO, DatasetInfo, dataset_info
 from sdnet.data.download import download
-from sdnet.data.fake import make_fake
+from sdnet.data.fake import fake_prepared, make_fake
 from sdnet.data.prepare import prepare
 from sdnet.data.prepared import Prepared, load_prepared
 
@@ -21,7 +21,8 @@ _LAZY = {"DeviceLoader": "sdnet.data.loader", "crop_flip": "sdnet.data.loader",
 
 __all__ = [
     "CLASSES", "DATASET_INFO", "DatasetInfo", "DeviceLoader", "Prepared", "crop_flip",
-    "dataset_info", "download", "epoch_seed", "load_prepared", "make_fake", "prepare",
+    "dataset_info", "download", "epoch_seed", "fake_prepared", "load_prepared", "make_fake",
+    "prepare",
 ]
 
 

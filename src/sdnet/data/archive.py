@@ -13,12 +13,20 @@ import numpy as np
 from sdnet.errors import SdnetError
 
 
+def strict_data_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's "data" filter, except that absolute names are refused, not made relative:
+    a genuine data set archive never has them."""
+    if member.name.startswith(("/", "\\")):
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, dest)
+
+
 def extract(archive: Path, dest: Path) -> None:
-    """Extract with tarfile's "data" filter: absolute paths, '..', links leaving `dest` and device
+    """Extract with the "data" filter: absolute paths, '..', links leaving `dest` and device
     files are refused (SdnetError naming the archive and the member)."""
     try:
         with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, filter=strict_data_filter)
     except tarfile.FilterError as err:
         member = err.tarinfo.name if err.tarinfo is not None else "?"
         raise SdnetError(f"{archive}: refused unsafe member {member!r} ({err})") from err

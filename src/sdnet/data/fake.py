@@ -219,3 +219,19 @@ def make_fake(fmt: str, out: Path | str, per_class: int | None = None, seed: int
         workers = min(os.cpu_count() or 1, 8) if per_class * 30 >= 20_000 else 1
         members = _cinic_members(per_class, seed, workers)
     return write_tar_gz(out, members)
+
+
+def fake_prepared(dataset: str, root: Path | str, per_class: int | None = None, seed: int = 0,
+                  val_size: int | None = None) -> Path:
+    """Fake archive -> download (file:// URL, md5 checked) -> prepare: the real path end to end.
+
+    Returns the prepared folder `root/<dataset>`; tests and demos share it.
+    """
+    from sdnet.data.download import download, md5_of
+    from sdnet.data.prepare import prepare
+
+    root = Path(root)
+    fake = make_fake(dataset, root / "fake" / DATASET_INFO[dataset].archive, per_class, seed)
+    archive = download(dataset, root / "raw", url=fake.resolve().as_uri(), md5=md5_of(fake))
+    prepare(dataset, archive, root / dataset, val_size=val_size)
+    return root / dataset
