@@ -78,6 +78,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="also log every N steps (0: once per epoch)")
     p.set_defaults(func=_cmd_train)
 
+    def one_line_error(message: str) -> None:
+        """A bad flag is one line (not usage + error), like every other `sdnet` error."""
+        p.exit(2, f"{p.prog}: error: {message} (see `{p.prog} --help`)\n")
+
+    p.error = one_line_error
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from sdnet import train

@@ -1,0 +1,118 @@
+"""Pick a GPU that no other `sdnet train` on this machine is using (torch-free).
+
+Several `sdnet train` processes started with `--device auto` on one multi-GPU machine (e.g.
+`snakemake --cores 4 --resources gpu=4` without Slurm) would otherwise all pile onto GPU 0.
+Each process takes an exclusive, non-blocking `flock` on one lock file per GPU and keeps it for
+its whole life; the kernel drops the lock when the process exits, even on SIGKILL, so no stale
+locks survive a crash. Under Slurm, CUDA_VISIBLE_DEVICES is set and no lock is needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdnet.errors import SdnetError
+
+DEFAULT_LOCK_DIR = Path("/tmp/sdnet-gpu-locks")
+
+
+@dataclass
+class GpuLock:
+    """A held GPU: `index` is the CUDA ordinal; the lock lasts until `release()` or process exit."""
+
+    index: int
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        """Give the GPU back (closing the descriptor drops the flock)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def lock_dir() -> Path:
+    """Folder of the per-GPU lock files: $SDNET_LOCK_DIR, else /tmp/sdnet-gpu-locks."""
+    return Path(os.environ.get("SDNET_LOCK_DIR") or DEFAULT_LOCK_DIR)
+
+
+def _ensure_dir(folder: Path) -> None:
+    """Create the lock folder writable by every user, so two users can share one machine."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(folder, 0o1777)
+        except PermissionError:
+            pass
+
+
+def try_lock_gpu(index: int, folder: Path | None = None) -> GpuLock | None:
+    """Take GPU `index` if no other holder has it; None if it is taken."""
+    folder = lock_dir() if folder is None else Path(folder)
+    _ensure_dir(folder)
+    path = folder / f"gpu{index}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return GpuLock(index, path, fd)
+
+
+def try_acquire_gpu(num_gpus: int, folder: Path | None = None) -> GpuLock | None:
+    """Lock the lowest-numbered free GPU among `num_gpus`; None when every one is held."""
+    for index in range(num_gpus):
+        held = try_lock_gpu(index, folder)
+        if held is not None:
+            return held
+    return None
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def acquire_gpu(
+    num_gpus: int,
+    folder: Path | None = None,
+    *,
+    poll_seconds: float = 30.0,
+    timeout: float | None = None,
+    log: Callable[[str], None] = _stderr,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GpuLock:
+    """Lock a free GPU, waiting (and saying so) while all are held.
+
+    `timeout=None` waits for ever (a queued job simply starts when a GPU frees up); otherwise an
+    SdnetError is raised after `timeout` seconds.
+    """
+    if num_gpus < 1:
+        raise SdnetError("no GPU to choose from")
+    start = time.monotonic()
+    announced = False
+    while True:
+        held = try_acquire_gpu(num_gpus, folder)
+        if held is not None:
+            if announced:
+                log(f"sdnet: got GPU {held.index}")
+            return held
+        waited = time.monotonic() - start
+        if timeout is not None and waited >= timeout:
+            raise SdnetError(
+                f"all {num_gpus} GPUs are held by other `sdnet train` processes (locks in "
+                f"{folder or lock_dir()}); gave up after {waited:.0f} s"
+            )
+        if not announced:
+            log(f"sdnet: all {num_gpus} GPUs are busy with other `sdnet train` runs; "
+                f"retrying every {poll_seconds:g} s")
+            announced = True
+        sleep(poll_seconds if timeout is None else min(poll_seconds, max(timeout - waited, 0.0)))
