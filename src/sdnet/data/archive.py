@@ -1,16 +1,21 @@
-"""Safe extraction of downloaded archives, and the restricted unpickler for CIFAR-10 batches."""
+"""Safe reading of downloaded archives, and the restricted unpickler for CIFAR-10 batches."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import tarfile
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from sdnet.errors import SdnetError
+
+# Members are checked as if extracted here; nothing is ever written there (see iter_files).
+_NOWHERE = "/nonexistent/sdnet-archive-root"
 
 
 def strict_data_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
@@ -21,12 +26,30 @@ def strict_data_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | 
     return tarfile.data_filter(member, dest)
 
 
-def extract(archive: Path, dest: Path) -> None:
-    """Extract with the "data" filter: absolute paths, '..', links leaving `dest` and device
-    files are refused (SdnetError naming the archive and the member)."""
+def check_member(member: tarfile.TarInfo) -> None:
+    """Raise tarfile.FilterError for a member the "data" filter would refuse. Plain files and
+    folders with clean relative names take a fast path: the library filter costs ~0.1 ms a
+    member (realpath), which CINIC-10's 270,000 members would pay for nothing."""
+    if (member.isreg() or member.isdir()) and not member.name.startswith(("/", "\\")) \
+            and ".." not in member.name.split("/"):
+        return
+    strict_data_filter(member, _NOWHERE)
+
+
+def iter_files(archive: Path, keep: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of the regular files whose name `keep` accepts, in archive order.
+
+    Reads the (gzipped) tar as one stream, without extracting: every member is first checked
+    against the "data" filter (absolute paths, '..', links leaving the tree, device files are
+    refused with an SdnetError naming the archive and the member), and only file contents are
+    read, so links are never followed and nothing lands on disk.
+    """
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(dest, filter=strict_data_filter)
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
+                check_member(member)
+                if member.isreg() and keep(member.name):
+                    yield member.name, tar.extractfile(member).read()
     except tarfile.FilterError as err:
         member = err.tarinfo.name if err.tarinfo is not None else "?"
         raise SdnetError(f"{archive}: refused unsafe member {member!r} ({err})") from err
@@ -53,23 +76,20 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_pickle(path: Path) -> dict:
+def load_pickle(data: bytes, name: str) -> dict:
     """A CIFAR-10 batch or meta file as a dict with str keys (Python 2 pickles, latin1)."""
     try:
-        with open(path, "rb") as fh:
-            obj = _ArrayUnpickler(fh, encoding="latin1").load()
-    except FileNotFoundError as err:
-        raise SdnetError(f"{path}: missing from the archive") from err
+        obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise SdnetError(f"{path}: not a CIFAR-10 pickle ({err})") from err
+        raise SdnetError(f"{name}: not a CIFAR-10 pickle ({err})") from err
     if not isinstance(obj, dict):
-        raise SdnetError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
+        raise SdnetError(f"{name}: expected a pickled dict, got {type(obj).__name__}")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
-def as_uint8(value: Any, path: Path, key: str) -> np.ndarray:
+def as_uint8(value: Any, name: str, key: str) -> np.ndarray:
     """A numpy uint8 view of a pickled field, or SdnetError naming the file."""
     array = np.asarray(value)
     if array.dtype != np.uint8:
-        raise SdnetError(f"{path}: {key!r} must be uint8, got {array.dtype}")
+        raise SdnetError(f"{name}: {key!r} must be uint8, got {array.dtype}")
     return array

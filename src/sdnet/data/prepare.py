@@ -1,26 +1,30 @@
 """Archive -> train/val/test .npz + meta.json, written atomically into a prepared folder.
 
-The archive is extracted (tarfile "data" filter) into a temporary folder beside the output;
-arrays and meta.json (last) go into a second temporary folder that is renamed into place only
+The archive is read as one stream, each member checked by tarfile's "data" filter and nothing
+extracted to disk (writing 270,000 small CINIC-10 files costs minutes; see sdnet.data.archive);
+CINIC-10 PNGs are decoded by a process pool while the stream is still being read. Arrays and
+meta.json (last) go into a temporary folder beside the output that is renamed into place only
 when complete, so an interrupted prepare leaves nothing that looks finished. Same inputs, same
-bytes: files are read in sorted order and the split comes from its own seeded generator.
+bytes: images are ordered by class and file name, and the validation split comes from its own
+seeded generator.
 """
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sdnet.data.archive import as_uint8, extract, load_pickle
+from sdnet.data.archive import as_uint8, iter_files, load_pickle
 from sdnet.data.common import CLASSES, dataset_info
 from sdnet.data.download import md5_of
 from sdnet.data.prepared import Split, build_meta, check_split, write_meta, write_split
@@ -29,8 +33,7 @@ from sdnet.errors import SdnetError
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CINIC_SPLITS = {"train": "train", "val": "valid", "test": "test"}
-DECODE_CHUNK = 2000
-MIN_POOL_IMAGES = 4000  # below this a process pool costs more than it saves
+DECODE_CHUNK = 1000  # PNGs per task: small enough to overlap reading and decoding
 PREPARED_NAMES = {"train.npz", "val.npz", "test.npz", "meta.json"}
 
 
@@ -40,35 +43,36 @@ def default_workers() -> int:
 
 # --- CIFAR-10 -------------------------------------------------------------------------------
 
-def _cifar_batch(path: Path) -> Split:
-    batch = load_pickle(path)
+def _cifar_batch(data: bytes, name: str) -> Split:
+    batch = load_pickle(data, name)
     if "data" not in batch or "labels" not in batch:
-        raise SdnetError(f"{path}: no 'data'/'labels' entries; is this a CIFAR-10 batch?")
-    data = as_uint8(batch["data"], path, "data")
-    if data.ndim != 2 or data.shape[1] != 3072:
-        raise SdnetError(f"{path}: 'data' must be (N, 3072), got {data.shape}")
-    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        raise SdnetError(f"{name}: no 'data'/'labels' entries; is this a CIFAR-10 batch?")
+    pixels = as_uint8(batch["data"], name, "data")
+    if pixels.ndim != 2 or pixels.shape[1] != 3072:
+        raise SdnetError(f"{name}: 'data' must be (N, 3072), got {pixels.shape}")
+    images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     labels = np.asarray(batch["labels"], dtype=np.int64)
-    check_split(images, labels, path)
+    check_split(images, labels, name)
     return np.ascontiguousarray(images), labels
 
 
-def _check_cifar_classes(root: Path) -> None:
-    names = load_pickle(root / "batches.meta").get("label_names")
+def read_cifar10(archive: Path) -> tuple[Split, Split]:
+    """(train, test) of a cifar-10-python.tar.gz, batches in order 1..5."""
+    wanted = {f"{CIFAR_DIR}/{n}" for n in (*CIFAR_TRAIN, "test_batch", "batches.meta")}
+    files = dict(iter_files(archive, lambda name: name.removeprefix("./") in wanted))
+    files = {name.removeprefix("./"): data for name, data in files.items()}
+    missing = sorted(wanted - set(files))
+    if missing:
+        raise SdnetError(f"{archive}: missing {', '.join(missing)}; is it cifar-10-python.tar.gz?")
+    meta_name = f"{archive}:{CIFAR_DIR}/batches.meta"
+    names = load_pickle(files[f"{CIFAR_DIR}/batches.meta"], meta_name).get("label_names")
     if list(names or []) != list(CLASSES):
-        raise SdnetError(f"{root / 'batches.meta'}: label_names {names} are not CIFAR-10's "
-                         f"{list(CLASSES)}")
-
-
-def read_cifar10(root: Path) -> tuple[Split, Split]:
-    """(train, test) from an extracted archive."""
-    folder = root / CIFAR_DIR
-    if not folder.is_dir():
-        raise SdnetError(f"archive has no {CIFAR_DIR}/ folder; is it cifar-10-python.tar.gz?")
-    _check_cifar_classes(folder)
-    parts = [_cifar_batch(folder / name) for name in CIFAR_TRAIN]
+        raise SdnetError(f"{meta_name}: label_names {names} are not CIFAR-10's {list(CLASSES)}")
+    parts = [_cifar_batch(files[f"{CIFAR_DIR}/{n}"], f"{archive}:{CIFAR_DIR}/{n}")
+             for n in CIFAR_TRAIN]
     train = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    return train, _cifar_batch(folder / "test_batch")
+    test_name = f"{CIFAR_DIR}/test_batch"
+    return train, _cifar_batch(files[test_name], f"{archive}:{test_name}")
 
 
 def split_off_val(train: Split, val_size: int, split_seed: int) -> tuple[Split, Split | None]:
@@ -84,90 +88,116 @@ def split_off_val(train: Split, val_size: int, split_seed: int) -> tuple[Split, 
     return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
 
 
-def _prepare_cifar10(root: Path, val_size: int | None, split_seed: int,
-                     workers: int) -> tuple[dict[str, Split], int]:
-    train, test = read_cifar10(root)
+def _prepare_cifar10(archive: Path, val_size: int | None, split_seed: int,
+                     workers: int) -> dict[str, Split]:
+    train, test = read_cifar10(archive)
     # 10 % of the training set: 5000 of 50,000 for the real data (the paper's 45k/5k split).
     val_size = len(train[1]) // 10 if val_size is None else val_size
     train, val = split_off_val(train, val_size, split_seed)
     splits = {"train": train, "val": val, "test": test}
-    return {k: v for k, v in splits.items() if v is not None}, val_size
+    return {k: v for k, v in splits.items() if v is not None}
 
 
 # --- CINIC-10 -------------------------------------------------------------------------------
 
-def decode_pngs(paths: list[str]) -> np.ndarray:
-    """uint8 (N, 32, 32, 3) RGB; greyscale and palette images are converted (worker function)."""
-    out = np.empty((len(paths), 32, 32, 3), np.uint8)
-    for i, path in enumerate(paths):
+Chunk = list[tuple[str, bytes]]
+
+
+def decode_pngs(chunk: Chunk, source: str = "") -> np.ndarray:
+    """uint8 (N, 32, 32, 3) RGB of (member name, PNG bytes) pairs of archive `source`;
+    greyscale and palette images are converted to RGB (runs in the worker processes)."""
+    out = np.empty((len(chunk), 32, 32, 3), np.uint8)
+    for i, (name, data) in enumerate(chunk):
         try:
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
                 if im.size != (32, 32):
-                    raise SdnetError(f"{path}: image is {im.size[0]}x{im.size[1]}, not 32x32")
+                    raise SdnetError(f"{source}:{name}: image is {im.size[0]}x{im.size[1]}, not 32x32")
                 out[i] = np.asarray(im.convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise SdnetError(f"{path}: not a readable PNG ({err})") from err
+            raise SdnetError(f"{source}:{name}: not a readable PNG ({err})") from err
     return out
 
 
-def _find_cinic_root(root: Path) -> Path:
-    """The folder holding train/ valid/ test/ (the archive's top level or one folder down)."""
-    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir())
-    for folder in candidates:
-        if all((folder / name).is_dir() for name in CINIC_SPLITS.values()):
-            return folder
-    raise SdnetError("archive has no train/, valid/ and test/ folders; is it CINIC-10.tar.gz?")
+def _cinic_key(name: str) -> tuple[str, str, str] | None:
+    """(split, class, file) of a .../<split>/<class>/<file>.png member, else None."""
+    parts = name.split("/")
+    if len(parts) < 3 or parts[-3] not in CINIC_SPLITS.values():
+        return None
+    return (parts[-3], parts[-2], parts[-1]) if parts[-1].lower().endswith(".png") else None
 
 
-def _list_cinic_split(folder: Path) -> tuple[list[str], np.ndarray]:
-    """Sorted PNG paths of one split and their labels in CIFAR-10's class order."""
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    if found != sorted(CLASSES):
-        raise SdnetError(f"{folder}: class folders {found}, expected the 10 CIFAR-10 classes "
-                         f"{sorted(CLASSES)}")
-    paths: list[str] = []
-    labels: list[int] = []
-    for label, name in enumerate(CLASSES):
-        files = sorted(e.path for e in os.scandir(folder / name)
-                       if e.is_file() and e.name.lower().endswith(".png"))
-        if not files:
-            raise SdnetError(f"{folder / name}: no PNG files")
-        paths += files
-        labels += [label] * len(files)
-    return paths, np.asarray(labels, dtype=np.int64)
+def _chunks(archive: Path, splits: set[str], size: int) -> Iterator[Chunk]:
+    """PNG members of the wanted CINIC-10 splits, in archive order, `size` at a time."""
+    chunk: Chunk = []
+    for name, data in iter_files(archive, lambda n: (_cinic_key(n) or ("",))[0] in splits):
+        chunk.append((name, data))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
-@contextmanager
-def _decoder(workers: int, n_images: int) -> Iterator:
-    """`map`-like callable: a process pool when worth it, else the plain builtin."""
-    if workers <= 1 or n_images < MIN_POOL_IMAGES:
-        yield map
-        return
+def _pool(workers: int) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        yield pool.map
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
-def _decode_all(paths: list[str], mapper: Callable) -> np.ndarray:
-    chunks = [paths[i:i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
-    parts = list(mapper(decode_pngs, chunks))
-    return np.concatenate(parts) if parts else np.empty((0, 32, 32, 3), np.uint8)
+def decode_stream(chunks: Iterator[Chunk], workers: int, source: str = ""
+                  ) -> tuple[list[str], np.ndarray]:
+    """Decode chunks while the archive is still being read: a process pool once a first full
+    chunk shows the archive is big enough, at most 2 chunks per worker in flight."""
+    names: list[str] = []
+    parts: list[np.ndarray] = []
+    pending: deque = deque()
+    pool = None
+    try:
+        for chunk in chunks:
+            names += [name for name, _ in chunk]
+            if pool is None and workers > 1 and len(chunk) == DECODE_CHUNK:
+                pool = _pool(workers)
+            if pool is None:
+                parts.append(decode_pngs(chunk, source))
+                continue
+            pending.append(pool.submit(decode_pngs, chunk, source))
+            while len(pending) > 2 * workers:
+                parts.append(pending.popleft().result())
+        parts += [future.result() for future in pending]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return names, np.concatenate(parts) if parts else np.empty((0, 32, 32, 3), np.uint8)
 
 
-def _prepare_cinic10(root: Path, val_size: int | None, split_seed: int,
-                     workers: int) -> tuple[dict[str, Split], int]:
-    base = _find_cinic_root(root)
+def _sorted_split(archive: Path, split: str, names: list[str], images: np.ndarray) -> Split:
+    """One split's images in a fixed order: CIFAR-10 class order, then file name."""
+    keys = [(i, _cinic_key(name)) for i, name in enumerate(names)]
+    keys = [(i, k) for i, k in keys if k is not None and k[0] == split]
+    found = sorted({k[1] for _, k in keys})
+    if found != sorted(CLASSES):
+        raise SdnetError(f"{archive}: {split}/ has class folders {found}, expected the 10 "
+                         f"CIFAR-10 classes {sorted(CLASSES)}")
+    order = sorted(keys, key=lambda ik: (CLASSES.index(ik[1][1]), ik[1][2]))
+    files = [k for _, k in order]
+    if len(set(files)) != len(files):
+        raise SdnetError(f"{archive}: {split}/ lists some files twice")
+    idx = np.array([i for i, _ in order])
+    labels = np.array([CLASSES.index(k[1]) for _, k in order], dtype=np.int64)
+    return images[idx], labels
+
+
+def _prepare_cinic10(archive: Path, val_size: int | None, split_seed: int,
+                     workers: int) -> dict[str, Split]:
     wanted = {k: v for k, v in CINIC_SPLITS.items() if not (k == "val" and val_size == 0)}
-    listed = {k: _list_cinic_split(base / v) for k, v in wanted.items()}
-    total = sum(len(labels) for _, labels in listed.values())
-    splits: dict[str, Split] = {}
-    with _decoder(workers, total) as mapper:
-        for key, (paths, labels) in listed.items():
-            splits[key] = _decode_all(paths, mapper), labels
+    chunks = _chunks(archive, set(wanted.values()), DECODE_CHUNK)
+    names, images = decode_stream(chunks, workers, str(archive))
+    if not names:
+        raise SdnetError(f"{archive}: no train/, valid/, test/ PNG files; is it CINIC-10.tar.gz?")
+    splits = {key: _sorted_split(archive, folder, names, images) for key, folder in wanted.items()}
     if "val" in splits and val_size is not None:
         splits["val"] = _subsample(splits["val"], val_size, split_seed)
-    return splits, len(splits["val"][1]) if "val" in splits else 0
+    return splits
 
 
 def _subsample(split: Split, size: int, seed: int) -> Split:
@@ -215,13 +245,10 @@ def prepare(dataset: str, archive: Path | str, out_dir: Path | str, val_size: in
         raise SdnetError(f"{archive} not found; run `sdnet data download` first")
     if val_size is not None and val_size < 0:
         raise SdnetError(f"val_size must be >= 0, got {val_size}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.extract-",
-                                     dir=out_dir.parent) as extracted:
-        extract(archive, Path(extracted))
-        splits, val_count = _READERS[dataset](Path(extracted), val_size, split_seed,
-                                              workers or default_workers())
+    splits = _READERS[dataset](archive, val_size, split_seed, workers or default_workers())
+    val_count = len(splits["val"][1]) if "val" in splits else 0
     meta = build_meta(dataset, splits, md5_of(archive), val_count, split_seed)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the prepared folder is ordinary data
