@@ -9,6 +9,7 @@ import re
 import runpy
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -247,7 +248,7 @@ def test_summary_tex_means_stds_bold_paper_and_ratio(study: SimpleNamespace) -> 
     assert "$\\mathbf{5.30 \\pm 0.10}$ (3)" in body  # best of the CIFAR-10 row
     assert "$\\mathbf{13.00 \\pm 1.41}$ (2)" in body  # best of the CINIC-10 row
     assert "$13.25 \\pm 0.35$ (2)" in body
-    assert "$5.90$" in body and "n = 1" in tex  # one seed: no std, n in the header
+    assert "$5.90$" in body and "(n = 1)" in tex  # one seed: no std, n in the header
     assert body.count("\\mathbf") == 2
     assert "nan" not in tex.lower()
     assert "CIFAR-10" in body and "CINIC-10" in body and "ResNet-110" in body
@@ -308,7 +309,7 @@ def test_summary_markdown_holds_the_same_numbers(study: SimpleNamespace) -> None
     assert cifar["baseline: error"] == "6.50 ± 0.20 (3)"
     assert cifar["stochastic: error"] == "**5.30 ± 0.10** (3)"
     assert cifar["baseline: paper"] == "6.41" and cifar["stochastic: paper"] == "5.25"
-    assert cifar["uniform_p05: error n = 1"] == "5.90"
+    assert cifar["uniform_p05: error (n = 1)"] == "5.90"
     assert cifar["Time ratio"] == "0.80"
     assert "nan" not in md.lower()
 
@@ -341,7 +342,7 @@ def test_one_seed_and_no_validation_split_show_no_nan(tmp_path: Path) -> None:
     for name in report.TABLES:
         assert "nan" not in (tmp_path / "tables" / name).read_text().lower(), name
     tex = (tmp_path / "tables" / "summary.tex").read_text()
-    assert "$\\mathbf{5.00}$" in tex and "n = 1" in tex
+    assert "$\\mathbf{5.00}$" in tex and "(n = 1)" in tex
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,8 +384,14 @@ def test_linear_error_axis_on_request(study: SimpleNamespace) -> None:
 
 
 def test_same_inputs_give_the_same_bytes(study: SimpleNamespace, tmp_path: Path) -> None:
-    report.render_tables(study.runs_csv, tmp_path / "tables")
-    report.plot_figures(study.runs_csv, study.epochs_csv, tmp_path / "figures")
+    """Re-render in a fresh process with another hash seed: every output byte-identical."""
+    code = ("import sys; from sdnet import report; "
+            "report.render_tables(sys.argv[1], sys.argv[3]); "
+            "report.plot_figures(sys.argv[1], sys.argv[2], sys.argv[4])")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", code, str(study.runs_csv), str(study.epochs_csv),
+                    str(tmp_path / "tables"), str(tmp_path / "figures")], env=env, check=True,
+                   timeout=120)
     for name in report.TABLES:
         assert (tmp_path / "tables" / name).read_bytes() == \
             (study.root / "tables" / name).read_bytes(), name

@@ -471,7 +471,7 @@ class _Group:
     n: int | None  # seeds per cell when the same in every row, else None (then n is per cell)
 
     def names(self, style: _Style) -> list[str]:
-        error = style.header("Error") if self.n is None else style.header("Error", f"n = {self.n}")
+        error = style.header("Error") if self.n is None else style.header("Error", f"(n = {self.n})")
         return [error, *(["Paper"] if self.paper else []), "Hours"]
 
 
@@ -807,7 +807,7 @@ def plot_test_error_curves(runs: pd.DataFrame, epochs: pd.DataFrame,
                 ax.fill_between(x, low, mean + spread, color=colors[variant], alpha=0.2, lw=0)
         if use_log:
             _plain_log_axis(ax)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
         ax.set(xlabel="Epoch", ylabel="Test error (%)", title=_panel_title(runs, dataset, depth))
     handles = [Line2D([], [], color=colors[v], lw=1.5, label=v) for v in order]
     _legend_below(fig, handles, "mean over seeds, band: ±1 std")
@@ -980,9 +980,11 @@ def script_logging(log_path: str | Path | None) -> Iterator[None]:
     stream = open(log_path, "w", encoding="utf-8") if log_path else sys.stderr  # noqa: SIM115
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
+    root, ours = logging.getLogger(), logging.getLogger("sdnet")
+    levels = root.level, ours.level
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.WARNING)  # other libraries' chatter (fontTools) stays out
+    ours.setLevel(logging.INFO)
     where = f" (log: {log_path})" if log_path else ""
     try:
         with contextlib.redirect_stderr(stream):
@@ -997,5 +999,7 @@ def script_logging(log_path: str | Path | None) -> Iterator[None]:
         raise SystemExit(1) from None
     finally:
         root.removeHandler(handler)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
         if log_path:
             stream.close()
