@@ -44,24 +44,9 @@ def sdnet_subprocess(args: list[str], **kwargs) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    # TEMPORARY stand-in until tests/conftest.py's prepared_cifar10 lands.
-    import numpy as np
-
-    from sdnet.data.fake import fake_images
-    out = tmp_path_factory.mktemp("prepared")
-    rng = np.random.default_rng(0)
-    counts = {}
-    for name, n in (("train", 300), ("val", 100), ("test", 100)):
-        y = rng.permutation(np.arange(n) % 10).astype(np.int64)
-        np.savez(out / f"{name}.npz", images=fake_images(y, rng), labels=y)
-        counts[name] = n
-    x = np.load(out / "train.npz")["images"] / 255.0
-    meta = {"dataset": "cifar10", "classes": list("abcdefghij"), "counts": counts,
-            "mean": x.reshape(-1, 3).mean(0).tolist(), "std": x.reshape(-1, 3).std(0).tolist(),
-            "source_md5": "x", "val_size": 100, "split_seed": 0, "format_version": 1}
-    (out / "meta.json").write_text(json.dumps(meta))
-    return out
+def data_dir(prepared_cifar10: Path) -> Path:
+    """Fake CIFAR-10 prepared through the real download + prepare path (tests/conftest.py)."""
+    return Path(prepared_cifar10)
 
 
 def config(data: Path, out: Path, **overrides) -> train.TrainConfig:
