@@ -355,6 +355,8 @@ def test_figures_written_as_pdf_and_png(study: SimpleNamespace) -> None:
         assert len(data) > 5000, path
         assert data.startswith(b"%PDF" if path.suffix == ".pdf" else b"\x89PNG"), path
         assert b"CreationDate" not in data and b"Matplotlib" not in data
+    for path in [study.runs_csv, study.epochs_csv, *study.tables.values()]:
+        assert path.stat().st_mode & 0o444 == 0o444, path  # readable by all, like any output
 
 
 def test_figures_have_labelled_axes_and_legends_off_the_data(study: SimpleNamespace) -> None:

@@ -21,9 +21,7 @@ import contextlib
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import pandas as pd
 
 from sdnet import spec
 from sdnet.errors import SdnetError
+from sdnet.io import atomic_open, atomic_write_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -96,27 +95,13 @@ def paper_test_error(dataset: str, depth: int, survival: str, p_last: float) -> 
 # Small helpers: atomic writes, names
 # ---------------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temp file beside `path`, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write_text(path, text)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, lineterminator="\n"))
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, index=False, lineterminator="\n")
 
 
 def dataset_name(dataset: str) -> str:
@@ -892,12 +877,15 @@ def plot_epoch_time(runs: pd.DataFrame) -> Figure:
 
 
 def _save_figure(fig: Figure, out_dir: Path, name: str) -> list[Path]:
+    """Each format in turn; the layout is solved once (on the first save) and then frozen."""
     paths = []
-    for fmt in FIGURE_FORMATS:
+    for i, fmt in enumerate(FIGURE_FORMATS):
+        if i:
+            fig.set_layout_engine("none")
         path = out_dir / f"{name}.{fmt}"
         meta = PDF_METADATA if fmt == "pdf" else PNG_METADATA
-        _atomic_write(path, lambda tmp, fmt=fmt, meta=meta: fig.savefig(tmp, format=fmt,
-                                                                       metadata=meta))
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, format=fmt, metadata=meta)
         paths.append(path)
     return paths
 
