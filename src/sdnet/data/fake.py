@@ -29,8 +29,10 @@ from sdnet.io import atomic_open
 
 CIFAR_DIR = "cifar-10-batches-py"
 CINIC_SPLITS = ("train", "valid", "test")
-DEFAULT_PER_CLASS = {"cifar10": 60, "cinic10": 20}
-FULL_PER_CLASS = {"cifar10": 5000, "cinic10": 9000}
+# Images per class as (train, test): CIFAR-10 has train and test; CINIC-10 uses the train
+# count for each of train, valid and test. An explicit per_class applies to every split.
+DEFAULT_PER_CLASS = {"cifar10": (60, 20), "cinic10": (20, 20)}
+FULL_PER_CLASS = {"cifar10": (5000, 1000), "cinic10": (9000, 9000)}
 GZIP_LEVEL = 1  # fakes are mostly noise; a higher level costs time and saves little
 # Distinct class colours (unit-ish RGB directions added to grey).
 _COLOURS = np.array([
@@ -51,7 +53,7 @@ def fake_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     colour = _COLOURS[labels][:, None, None, :]  # (n, 1, 1, 3)
     brightness = rng.uniform(-20, 20, n).astype(np.float32)[:, None, None, None]
     pixels = 128 + brightness + 60 * colour * (1 + stripes[..., None]) - 60 * colour.mean()
-    pixels += rng.normal(0, 18, pixels.shape).astype(np.float32)
+    pixels += 18 * rng.standard_normal(pixels.shape, dtype=np.float32)
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
@@ -132,7 +134,7 @@ def _png_bytes(image: np.ndarray, mode: str) -> bytes:
     if mode == "L":
         pil = pil.convert("L")
     elif mode == "P":
-        pil = pil.quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+        pil = pil.quantize(colors=64, method=Image.Quantize.FASTOCTREE)
     buf = io.BytesIO()
     pil.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
@@ -205,19 +207,18 @@ def make_fake(fmt: str, out: Path | str, per_class: int | None = None, seed: int
     spec.check_dataset(fmt)
     if per_class is not None and full_size:
         raise SdnetError("give either --per-class or --full-size, not both")
-    per_class = FULL_PER_CLASS[fmt] if full_size else per_class or DEFAULT_PER_CLASS[fmt]
-    if per_class < 1:
+    if per_class is not None and per_class < 1:
         raise SdnetError(f"per_class must be >= 1, got {per_class}")
+    counts = FULL_PER_CLASS[fmt] if full_size else DEFAULT_PER_CLASS[fmt]
+    train_per_class, test_per_class = counts if per_class is None else (per_class, per_class)
     out = Path(out)
     if out.is_dir():
         out = out / DATASET_INFO[fmt].archive
     if fmt == "cifar10":
-        # Real CIFAR-10 has 5 training images per test image; small fakes keep more test images.
-        test_per_class = per_class // 5 if full_size else max(1, per_class // 3)
-        members = _cifar_members(per_class, test_per_class, seed)
+        members = _cifar_members(train_per_class, test_per_class, seed)
     else:
-        workers = min(os.cpu_count() or 1, 8) if per_class * 30 >= 20_000 else 1
-        members = _cinic_members(per_class, seed, workers)
+        big = train_per_class * 30 >= 20_000  # a pool pays off for full-size fakes only
+        members = _cinic_members(train_per_class, seed, min(os.cpu_count() or 1, 8) if big else 1)
     return write_tar_gz(out, members)
 
 
