@@ -332,9 +332,9 @@ def test_tex_compiles_with_pdflatex(study: SimpleNamespace, tmp_path: Path) -> N
 
 
 def test_one_seed_and_no_validation_split_show_no_nan(tmp_path: Path) -> None:
-    folders = [make_run(tmp_path / "runs", variant="baseline", val=False),
+    folders = [make_run(tmp_path / "runs", variant="baseline", val=False, epoch_seconds=1.0),
                make_run(tmp_path / "runs", variant="stochastic", val=False,
-                        test_error_at_best=5.0)]
+                        test_error_at_best=5.0, epoch_seconds=1.0)]
     report.aggregate(folders, tmp_path / "runs.csv", tmp_path / "epochs.csv")
     runs = read_csv(tmp_path / "runs.csv")
     assert runs.best_val_error.isna().all() and (runs.best_epoch == 4).all()
@@ -343,6 +343,8 @@ def test_one_seed_and_no_validation_split_show_no_nan(tmp_path: Path) -> None:
         assert "nan" not in (tmp_path / "tables" / name).read_text().lower(), name
     tex = (tmp_path / "tables" / "summary.tex").read_text()
     assert "$\\mathbf{5.00}$" in tex and "(n = 1)" in tex
+    assert "& $<0.01$ &" in tex  # a "<" outside math mode prints as "¡" in LaTeX
+    assert "| <0.01 " in (tmp_path / "tables" / "summary.md").read_text()
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # Contract with sdnet.train and the paper's numbers
 # ---------------------------------------------------------------------------------------------
 
+# The columns sdnet.train writes (repeated here: importing sdnet.train would import torch).
 METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
                    "epoch_seconds", "blocks_computed")
 # metrics.csv columns that must hold a number on every row (val_error is empty without a val split).
@@ -85,19 +86,18 @@ TABLES = ("summary.tex", "summary.md", "per_seed.tex", "per_seed.md")
 
 
 def paper_test_error(dataset: str, depth: int, survival: str, p_last: float) -> float | None:
-    """The paper's test error for this setting, or None; p_L must be the paper's unless depth is constant."""
+    """The paper's test error for this setting, or None.
+
+    Matched by survival rule, not variant name; p_L must be the paper's unless depth is constant.
+    """
     if survival != "none" and not math.isclose(float(p_last), PAPER_P_LAST):
         return None
     return PAPER_TEST_ERROR.get((dataset, int(depth), survival))
 
 
 # ---------------------------------------------------------------------------------------------
-# Small helpers: atomic writes, names
+# Small helpers: CSV writing, names
 # ---------------------------------------------------------------------------------------------
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
@@ -156,7 +156,8 @@ def _read_summary(folder: Path) -> dict[str, Any]:
         value = summary[field]
         if value is None and field in NULLABLE_FIELDS:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
             raise _malformed(folder, f"{path}: {field} is not a finite number ({value!r})")
     for field in TEXT_FIELDS:
         if not isinstance(summary[field], str) or not summary[field]:
@@ -203,7 +204,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _run_row(folder: Path, summary: dict[str, Any], given: Path) -> dict[str, Any]:
+def _run_row(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """One runs.csv row: summary fields, then settings (flattened) not already a summary field."""
     row: dict[str, Any] = {}
     for key, value in summary.items():
@@ -219,7 +220,7 @@ def _run_row(folder: Path, summary: dict[str, Any], given: Path) -> dict[str, An
             row[key] = _cell(value)
         elif _cell(value) != row[key]:  # e.g. device "auto" asked, "cuda:0" used
             row[f"setting_{key}"] = _cell(value)
-    row["run_dir"] = str(given)
+    row["run_dir"] = str(folder)
     return row
 
 
@@ -253,7 +254,7 @@ def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path,
         folder = _run_folder(path)
         summary = _read_summary(folder)
         metrics = _read_metrics(folder, int(summary["epochs"]))
-        row = _run_row(folder, summary, folder)
+        row = _run_row(folder, summary)
         run_rows.append(row)
         keys = pd.DataFrame({k: [row[k]] * len(metrics) for k in RUN_KEYS}, index=metrics.index)
         epoch_frames.append(pd.concat([keys, metrics], axis=1))
@@ -389,12 +390,15 @@ def _best_variants(cells: pd.DataFrame) -> set[str]:
     """Variants with the lowest mean error (as printed); none when the row has one variant."""
     if len(cells) < 2:
         return set()
-    printed = cells["mean"].round(2)
+    printed = cells["mean"].map(lambda mean: float(f"{mean:.2f}"))
     return set(cells.variant[printed == printed.min()])
 
 
-def _fmt_hours(hours: float) -> str:
-    return f"{hours:.2f}" if hours >= 0.005 else "<0.01"
+def _fmt_hours(hours: float, style: _Style) -> str:
+    """Hours to two decimals; a few seconds show as '<0.01' (in math mode for LaTeX)."""
+    if hours >= 0.005:
+        return f"{hours:.2f}"
+    return "$<0.01$" if style.latex else "<0.01"
 
 
 def _fmt_number(value: float | None, digits: int = 2) -> str:
@@ -456,7 +460,7 @@ class _Group:
     n: int | None  # seeds per cell when the same in every row, else None (then n is per cell)
 
     def names(self, style: _Style) -> list[str]:
-        error = style.header("Error") if self.n is None else style.header("Error", f"(n = {self.n})")
+        error = style.header("Error", *([] if self.n is None else [f"(n = {self.n})"]))
         return [error, *(["Paper"] if self.paper else []), "Hours"]
 
 
@@ -490,7 +494,7 @@ def _summary_cells(summary: pd.DataFrame, runs: pd.DataFrame, style: _Style,
             row.append(style.error(cell["mean"], cell["std"], n, group.variant in best))
             if group.paper:
                 row.append(_fmt_number(cell.paper))
-            row.append(_fmt_hours(cell.hours))
+            row.append(_fmt_hours(cell.hours, style))
         row.append(_fmt_number(time_ratio(cells)))
         rows.append(row)
     return rows
@@ -516,8 +520,8 @@ def _epochs_text(runs: pd.DataFrame) -> str:
 def _summary_caption(runs: pd.DataFrame, order: list[str], style: _Style) -> str:
     paper_pl = style.p_last(PAPER_P_LAST)
     return (f"Test error ({style.pct}) at the epoch with the lowest validation error: mean "
-            f"{style.pm} sample standard deviation over n seeds (n under "
-            f"Error, or in parentheses); the lowest mean of each row in bold. Paper: {PAPER_CITATION} "
+            f"{style.pm} sample standard deviation over n seeds (n under Error, or in "
+            f"parentheses); the lowest mean of each row in bold. Paper: {PAPER_CITATION} "
             f"(constant depth; linear decay, {paper_pl}). Hours: mean training time per run. "
             f"Time ratio: training time of linear decay ({paper_pl}) over constant depth. "
             f"Runs trained for {_epochs_text(runs)}. Variants: "
@@ -588,7 +592,8 @@ def _markdown_document(title: str, caption: str, header: list[str], body: list[l
     from tabulate import tabulate
 
     table = tabulate(body, headers=header, tablefmt="github", disable_numparse=True)
-    return f"<!-- generated by sdnet.report.render_tables -->\n\n**{title}.** {caption}\n\n{table}\n"
+    note = "<!-- generated by sdnet.report.render_tables -->"
+    return f"{note}\n\n**{title}.** {caption}\n\n{table}\n"
 
 
 def summary_latex(runs: pd.DataFrame) -> str:
@@ -634,7 +639,7 @@ def _per_seed_rows(runs: pd.DataFrame, style: _Style) -> list[list[str]]:
     return [[style.text(dataset_name(r.dataset)), style.text(network_name(r.depth, r.arch)),
              style.text(r.variant), str(int(r.seed)), str(int(r.epochs)), str(int(r.best_epoch)),
              _fmt_number(float(r.best_val_error)), _fmt_number(float(r.test_error_at_best)),
-             _fmt_number(float(r.final_test_error)), _fmt_hours(r.train_seconds / 3600.0),
+             _fmt_number(float(r.final_test_error)), _fmt_hours(r.train_seconds / 3600.0, style),
              _fmt_number(float(r.mean_epoch_seconds), 1),
              _fmt_number(100.0 * float(r.mean_blocks_computed), 1)]
             for r in ranked]
@@ -673,7 +678,7 @@ def render_tables(runs_csv: str | Path, out_dir: str | Path) -> dict[str, Path]:
     paths = {}
     for name, text in texts.items():
         paths[name] = out / name
-        _write_text(paths[name], text)
+        atomic_write_text(paths[name], text)
     log.info("wrote %s in %s", ", ".join(texts), out)
     return paths
 
@@ -800,7 +805,7 @@ def plot_test_error_curves(runs: pd.DataFrame, epochs: pd.DataFrame,
 
 
 def plot_final_error(runs: pd.DataFrame) -> Figure:
-    """Test error at the best-validation epoch: each seed a dot, the mean a bar, the paper a star."""
+    """Test error at the best-validation epoch: seeds as dots, the mean a bar, the paper a star."""
     from matplotlib.lines import Line2D
 
     order, panels = variant_order(runs), _panels(runs)
