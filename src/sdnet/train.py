@@ -197,8 +197,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
+    """GPU model, or the CPU model from /proc/cpuinfo (platform.processor() is often just x86_64)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
     return platform.processor() or platform.machine() or "cpu"
 
 
@@ -589,9 +594,19 @@ def _stale(what: str, path: Path, old_settings: dict, settings: dict, config: Tr
                      f"--on-mismatch restart to start over, or use another --out")
 
 
+RUN_FILES = ("metrics.csv", "summary.json", "model.pt", "checkpoint.pt")
+
+
 def _clear_run(out: Path) -> None:
     for name in ("summary.json", "checkpoint.pt"):
         (out / name).unlink(missing_ok=True)
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Temp files of atomic writes cut short by SIGTERM/SIGKILL (e.g. a Slurm walltime)."""
+    for name in RUN_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[dict | None, dict | None]:
@@ -601,6 +616,7 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
     """
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(out)
     if config.restart:
         _clear_run(out)
         return None, None
@@ -663,8 +679,9 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = N
         del ckpt
     write_metrics(config.out, state.history)
     log(f"sdnet: {config.dataset} ResNet-{config.depth} ({settings['arch']}), survival "
-        f"{config.survival} p_L={config.p_last}, seed {config.seed}, {len(loaders.train)} "
-        f"steps/epoch on {device} ({device_name(device)})")
+        f"{config.survival} p_L={config.p_last}, seed {config.seed}, "
+        f"{loaders.train.num_samples} training images, {len(loaders.train)} steps/epoch on "
+        f"{device} ({device_name(device)})")
     session_start, first_epoch = time.perf_counter(), state.epochs_done
     for epoch in range(first_epoch, config.epochs):
         lr = optimizer.param_groups[0]["lr"]
