@@ -271,6 +271,16 @@ def test_underscores_and_other_specials_are_escaped(study: SimpleNamespace) -> N
         "\\textbackslash{}k")
 
 
+def test_pretty_names() -> None:
+    assert report.dataset_name("cifar10") == "CIFAR-10"
+    assert report.dataset_name("cinic10") == "CINIC-10"
+    assert report.network_name(110, "cifar") == "ResNet-110"
+    assert report.network_name(50, "bottleneck") == "ResNet-50"
+    assert report.network_name(50, "cifar") == "ResNet-50 (basic blocks)"
+    assert report.network_name(101, "bottleneck") == "ResNet-101"
+    assert report.latex_escape("a<b|c>") == "a\\textless{}b\\textbar{}c\\textgreater{}"
+
+
 def test_paper_values_match_by_rule_and_p_last_not_by_name() -> None:
     assert report.paper_test_error("cifar10", 110, "none", 1.0) == 6.41
     assert report.paper_test_error("cifar10", 110, "linear", 0.5) == 5.25

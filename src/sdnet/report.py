@@ -115,9 +115,9 @@ def network_name(depth: int, arch: str | None = None) -> str:
     try:
         default = spec.resolve_arch(int(depth))
     except SdnetError:
-        default = None
+        return name  # only one family has this depth
     if arch and arch != default:
-        name += " (bottleneck)" if arch == "bottleneck" else f" ({arch})"
+        name += " (bottleneck)" if arch == "bottleneck" else " (basic blocks)"
     return name
 
 
@@ -444,10 +444,14 @@ class _Style:
 
 
 def latex_escape(text: str) -> str:
-    """Escape the ten LaTeX special characters (variant names carry underscores)."""
+    """Escape LaTeX's special characters (variant names carry underscores).
+
+    Also < > |, which print as other glyphs in LaTeX's default font encoding.
+    """
     specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                "^": r"\textasciicircum{}"}
+                "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                "|": r"\textbar{}"}
     return "".join(specials.get(char, char) for char in str(text))
 
 
