@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import pickle
@@ -261,6 +262,18 @@ def test_prepare_cinic10_val_options(cinic10_archive: Path, tmp_path: Path) -> N
     assert meta["counts"]["val"] == 50 and meta["val_size"] == 50
     with pytest.raises(SdnetError, match="val_size"):
         prepare("cinic10", cinic10_archive, tmp_path / "c", val_size=201)
+
+
+def test_cinic_pool_decoding_gives_the_same_bytes(cinic10_archive: Path, prepared_cinic10: Path,
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small chunks force the process pool that full-size archives use; the output must not
+    depend on it."""
+    # The package's `prepare` attribute is the function; the module is reached by its full name.
+    monkeypatch.setattr(importlib.import_module("sdnet.data.prepare"), "DECODE_CHUNK", 64)
+    prepare("cinic10", cinic10_archive, tmp_path / "pool", workers=2)
+    for name in _files(prepared_cinic10):
+        assert (tmp_path / "pool" / name).read_bytes() == (prepared_cinic10 / name).read_bytes()
 
 
 def test_prepare_is_idempotent(cifar10_archive: Path, prepared_cifar10: Path,
