@@ -3,6 +3,7 @@
 
 import difflib
 import math
+import os
 import re
 import shlex
 import sys
@@ -109,6 +110,19 @@ def check_experiment(cfg: dict) -> None:
 
 
 validate_config(config)
+
+
+def put_sdnet_on_path() -> None:
+    """Rules call plain `sdnet`: find the one installed beside the Python running Snakemake, so
+    `.venv/bin/snakemake` works without an activated venv (under --sdm conda, the activated rule
+    environment comes first on PATH)."""
+    bindir = Path(sys.executable).parent
+    path = os.environ.get("PATH", "")
+    if (bindir / "sdnet").exists() and str(bindir) not in path.split(os.pathsep):
+        os.environ.update(PATH=os.pathsep.join([str(bindir), path]))
+
+
+put_sdnet_on_path()
 
 RESULTS = config["results_dir"].rstrip("/")
 RESOURCES = config["resources_dir"].rstrip("/")

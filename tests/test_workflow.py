@@ -1,0 +1,368 @@
+"""The Snakemake workflow, run for real in a temporary copy (Snakefile, config.yaml, config/,
+workflow/, profiles/): config validation, the DAG (what reruns when something changes), the CPU
+demo end to end, and interrupted training that resumes.
+
+Every snakemake call is bounded by `timeout -s INT -k 30 N`. The expensive cases use a one-run
+subset of the demo config (written by the test as an extra --configfile).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("Snakefile", "config.yaml", "config", "workflow", "profiles")
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+DEMO = ("--configfile", "config/demo.yaml")
+DEMO_RUNS = 16  # 2 data sets x 2 depths x 2 variants x 2 seeds
+TINY_EPOCHS = 6
+TINY_RUN = "results/tiny/runs/cifar10/resnet8/stochastic/seed0"
+TINY_LOG = "results/tiny/logs/train_run/cifar10/resnet8/stochastic/seed0.log"
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow files only: no results/, resources/ or .snakemake/ of the checkout."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def command(args: tuple[str, ...], timeout: int) -> list[str]:
+    return ["timeout", "-s", "INT", "-k", "30", str(timeout), str(SNAKEMAKE), *args]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """One bounded snakemake call; stdout and stderr together in .stdout."""
+    return subprocess.run(command(args, timeout), cwd=workdir, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, check=False)
+
+
+def run_ok(workdir: Path, *args: str, timeout: int = 120) -> str:
+    result = snakemake(workdir, *args, timeout=timeout)
+    assert result.returncode == 0, f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}"
+    return result.stdout
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run: rule -> jobs ({} when nothing is to be done)."""
+    counts: dict[str, int] = {}
+    table = output.split("Job stats:", 1)
+    if len(table) == 1:
+        return counts
+    for line in table[1].splitlines()[3:]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    counts.pop("total", None)
+    return counts
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, int]:
+    return job_counts(run_ok(workdir, *args, "-n", "--quiet", "rules"))
+
+
+def write_overlay(workdir: Path, name: str, overlay: dict) -> str:
+    (workdir / name).write_text(yaml.safe_dump(overlay))
+    return name
+
+
+def tiny_overlay(workdir: Path, name: str = "tiny.yaml", **train: object) -> str:
+    """One run of the demo (cifar10, depth 8, stochastic, seed 0) under results/tiny."""
+    return write_overlay(workdir, name, {
+        "results_dir": "results/tiny",
+        "experiment": {"datasets": ["cifar10"], "depths": [8], "variants": ["stochastic"],
+                       "seeds": [0]},
+        "train": {"epochs": TINY_EPOCHS, **train},
+    })
+
+
+def interrupt_after_checkpoint(workdir: Path, run_dir: str, *args: str) -> None:
+    """Start snakemake, press Ctrl-C (SIGINT to its process group) once the trainer has written
+    its first checkpoint, and wait for everything to stop."""
+    checkpoint = workdir / run_dir / "checkpoint.pt"
+    proc = subprocess.Popen(command(args, 300), cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert checkpoint.exists(), f"no checkpoint was left:\n{output[-4000:]}"
+    assert not (workdir / run_dir / "summary.json").exists(), (
+        f"the run finished before the interrupt; make it longer:\n{output[-3000:]}")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv rows without the wall-clock column."""
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "epoch_seconds"}
+                for row in csv.DictReader(handle)]
+
+
+def read_log_tail(path: Path, marker: str) -> str:
+    """What the last training session wrote to an appended log (from the last `marker`)."""
+    text = path.read_text()
+    return text[text.rfind(marker):] if marker in text else text
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return copy_workflow(tmp_path / "wf")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
+    """The demo run end to end once: (workdir, output, seconds)."""
+    wd = copy_workflow(tmp_path_factory.mktemp("demo") / "wf")
+    start = time.monotonic()
+    result = snakemake(wd, "--cores", "2", *DEMO, timeout=480)
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, f"demo failed:\n{result.stdout[-6000:]}"
+    return wd, result.stdout, seconds
+
+
+# ------------------------------------------------------------------------------------ fast tests
+
+
+def test_lint_is_clean(workdir: Path) -> None:
+    output = run_ok(workdir, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in output
+
+
+def test_full_grid_dry_run(workdir: Path) -> None:
+    """config.yaml = the paper's grid: 40 GPU training jobs, the rest local rules."""
+    output = run_ok(workdir, "-n", "-p")
+    counts = job_counts(output)
+    assert counts == {"download_dataset": 2, "prepare_dataset": 2, "train_run": 40,
+                      "aggregate_metrics": 1, "plot_figures": 1, "render_tables": 1, "all": 1}
+    train = output.split("rule train_run:", 1)[1].split("rule ", 1)[0]
+    assert "gpu=1" in train and "runtime=1440" in train and "mem_mb=16000" in train
+    assert "--on-mismatch restart" in train and "--device auto" in train
+    for flag in ("--epochs 500", "--batch-size 128", "--lr 0.1", "--milestones 250 375",
+                 "--gamma 0.1", "--momentum 0.9", "--weight-decay 0.0001", "--nesterov"):
+        assert flag in output
+
+
+def test_one_table_builds_only_what_it_needs(workdir: Path) -> None:
+    counts = dry_run(workdir, "results/tables/summary.tex")
+    assert counts["render_tables"] == 1 and counts["train_run"] == 40
+    assert "plot_figures" not in counts and "all" not in counts
+
+
+HEAVY_IMPORT_PROBE = """
+import builtins, sys, traceback
+from pathlib import Path
+here = str(Path.cwd())
+culprits = []
+real_import = builtins.__import__
+def probe(name, *args, **kwargs):
+    if name.split(".")[0] in ("torch", "pandas"):
+        culprits.extend(f"{name} from {f.filename}:{f.lineno}"
+                        for f in traceback.extract_stack() if f.filename.startswith(here))
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = probe
+from snakemake.cli import main
+sys.argv = ["snakemake", "-n", "--quiet", "all"]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("WORKFLOW IMPORTS", culprits)
+"""
+
+
+def test_parse_imports_neither_torch_nor_pandas(workdir: Path) -> None:
+    """Our Snakefile and rules never import them (the Slurm plugin imports pandas by itself)."""
+    result = subprocess.run(["timeout", "-s", "INT", "-k", "30", "120", sys.executable, "-c",
+                             HEAVY_IMPORT_PROBE], cwd=workdir, capture_output=True, text=True,
+                            check=False)
+    assert "WORKFLOW IMPORTS []" in result.stdout, result.stdout[-3000:] + result.stderr
+
+
+@pytest.mark.parametrize(("overlay", "expected"), [
+    ({"train": {"lrr": 0.2}}, "train: unknown key 'lrr'; did you mean 'lr'?"),
+    ({"experiment": {"depths": [20, 57]}}, "experiment.depths: depth 57 fits no architecture"),
+    ({"variants": {"stochastic": {"p_last": 1.5}}},
+     "variants.stochastic.p_last: 1.5 is greater than the maximum of 1"),
+    ({"experiment": {"datasets": ["cifar10", "imagenet"]}},
+     "experiment.datasets[1]: 'imagenet' is not one of ['cifar10', 'cinic10']"),
+    ({"train": {"lr": "fast"}}, "train.lr: 'fast' is not of type 'number'"),
+    ({"experiment": {"variants": ["baseline", "uniform"]}},
+     "experiment.variants lists 'uniform', which is not defined under variants"),
+], ids=["typo", "depth57", "p_last", "dataset", "type", "undefined-variant"])
+def test_bad_config_stops_before_any_job(workdir: Path, overlay: dict, expected: str) -> None:
+    result = snakemake(workdir, "--cores", "1", "--configfile", write_overlay(workdir, "bad.yaml",
+                                                                             overlay))
+    assert result.returncode != 0
+    errors = [line for line in result.stdout.splitlines() if "Invalid config" in line]
+    assert len(errors) == 1, result.stdout
+    assert expected in errors[0]
+    assert "Traceback" not in result.stdout and 'File "' not in result.stdout
+    assert "Building DAG" not in result.stdout
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+
+# ------------------------------------------------------------------------------------ the demo
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
+    wd, _, seconds = demo
+    print(f"demo DAG to summary.tex: {seconds:.0f} s")
+    out = wd / "results/demo"
+    with open(out / "metrics/runs.csv", newline="") as handle:
+        runs = list(csv.DictReader(handle))
+    assert len(runs) == DEMO_RUNS
+    assert {(r["dataset"], r["depth"], r["variant"]) for r in runs} == {
+        (d, n, v) for d in ("cifar10", "cinic10") for n in ("8", "20")
+        for v in ("baseline", "stochastic")}
+    summary = json.loads((out / "runs/cinic10/resnet20/stochastic/seed1/summary.json").read_text())
+    assert summary["epochs"] == 3 and summary["survival"] == "linear"
+    assert summary["settings"]["limit_train"] == 128
+    assert not list(out.glob("runs/*/*/*/*/checkpoint.pt"))
+    tex = (out / "tables/summary.tex").read_text()
+    assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex
+    assert (out / "tables/summary.md").read_text().count("|") > 10
+    for name in ("test_error_curves", "final_error", "epoch_time"):
+        assert (out / f"figures/{name}.pdf").read_bytes().startswith(b"%PDF")
+        assert (out / f"figures/{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert (wd / "resources/demo/raw/cifar10/cifar-10-python.tar.gz").is_file()
+
+
+@pytest.mark.slow
+def test_demo_second_call_does_nothing(demo: tuple[Path, str, float]) -> None:
+    wd, _, _ = demo
+    output = run_ok(wd, "--cores", "2", *DEMO)
+    assert "Nothing to be done" in output
+
+
+@pytest.mark.slow
+def test_editing_a_plot_option_retrains_nothing(demo: tuple[Path, str, float]) -> None:
+    wd, _, _ = demo
+    overlay = write_overlay(wd, "plot.yaml", {"figures": {"log_scale": False}})
+    assert dry_run(wd, *DEMO, overlay) == {"plot_figures": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_changing_the_learning_rate_retrains_every_run(demo: tuple[Path, str, float]) -> None:
+    wd, _, _ = demo
+    overlay = write_overlay(wd, "lr.yaml", {"train": {"lr": 0.05}})
+    counts = dry_run(wd, *DEMO, overlay)
+    assert counts["train_run"] == DEMO_RUNS
+    assert "prepare_dataset" not in counts and "download_dataset" not in counts
+
+
+@pytest.mark.slow
+def test_adding_a_seed_trains_only_the_new_runs(demo: tuple[Path, str, float]) -> None:
+    wd, _, _ = demo
+    overlay = write_overlay(wd, "seed.yaml", {"experiment": {"seeds": [0, 1, 2]}})
+    output = run_ok(wd, "-n", *DEMO, overlay)
+    assert job_counts(output)["train_run"] == DEMO_RUNS // 2
+    seeds = re.findall(r"wildcards: dataset=\w+, depth=\d+, variant=\w+, seed=(\d+)", output)
+    assert seeds == ["2"] * (DEMO_RUNS // 2)
+    assert job_counts(output)["aggregate_metrics"] == 1
+
+
+@pytest.mark.slow
+def test_deleting_one_summary_retrains_only_that_run(demo: tuple[Path, str, float]) -> None:
+    wd, _, _ = demo
+    summary = wd / "results/demo/runs/cifar10/resnet8/baseline/seed1/summary.json"
+    saved = summary.read_bytes()
+    summary.unlink()
+    try:
+        output = run_ok(wd, "-n", *DEMO)
+    finally:
+        summary.write_bytes(saved)  # leave the demo complete for the other tests
+    counts = job_counts(output)
+    assert counts == {"train_run": 1, "aggregate_metrics": 1, "plot_figures": 1,
+                      "render_tables": 1, "all": 1}
+    assert "wildcards: dataset=cifar10, depth=8, variant=baseline, seed=1" in output
+
+
+# ------------------------------------------------------------------------------------ resume
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workdir with the tiny run trained once, uninterrupted, under results/reference."""
+    wd = copy_workflow(tmp_path_factory.mktemp("tiny") / "wf")
+    overlay = tiny_overlay(wd, "reference.yaml")
+    (wd / "reference.yaml").write_text((wd / "reference.yaml").read_text().replace(
+        "results/tiny", "results/reference"))
+    reference = TINY_RUN.replace("results/tiny", "results/reference")
+    run_ok(wd, f"{reference}/summary.json", "--cores", "2", *DEMO, overlay, timeout=300)
+    return wd
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_with_the_same_metrics(tiny: Path) -> None:
+    wd = tiny
+    overlay = tiny_overlay(wd)
+    args = (f"{TINY_RUN}/summary.json", "--cores", "2", *DEMO, overlay)
+    interrupt_after_checkpoint(wd, TINY_RUN, *args)
+
+    run_ok(wd, *args, timeout=300)
+    log = (wd / TINY_LOG).read_text()
+    resumed = re.search(r"resuming from checkpoint at epoch (\d+)", log)
+    assert resumed and 1 <= int(resumed.group(1)) < TINY_EPOCHS, log
+    assert not (wd / TINY_RUN / "checkpoint.pt").exists()
+    reference = wd / TINY_RUN.replace("results/tiny", "results/reference")
+    assert read_metrics(wd / TINY_RUN) == read_metrics(reference)
+    assert len(read_metrics(wd / TINY_RUN)) == TINY_EPOCHS
+    done, ref = (json.loads((d / "summary.json").read_text()) for d in (wd / TINY_RUN, reference))
+    assert done["final_test_error"] == ref["final_test_error"]
+    assert done["best_val_error"] == ref["best_val_error"]
+
+
+@pytest.mark.slow
+def test_changed_lr_reruns_to_the_end_even_over_an_old_checkpoint(tiny: Path) -> None:
+    wd = tiny
+    target = f"{TINY_RUN}/summary.json"
+    if not (wd / target).exists():  # run alone: train the tiny run at the base lr first
+        run_ok(wd, target, "--cores", "2", *DEMO, tiny_overlay(wd), timeout=300)
+
+    # A changed lr makes the finished run stale: the rerun carries out to the end.
+    lr_a = tiny_overlay(wd, "lr_a.yaml", lr=0.05)
+    output = run_ok(wd, "-n", target, *DEMO, lr_a)
+    assert job_counts(output) == {"train_run": 1}
+    assert "Params have changed since last execution" in output
+    run_ok(wd, target, "--cores", "2", *DEMO, lr_a, timeout=300)
+    assert json.loads((wd / target).read_text())["settings"]["lr"] == 0.05
+
+    # Interrupted at yet another lr, the run leaves a checkpoint written with that lr ...
+    interrupt_after_checkpoint(wd, TINY_RUN, target, "--cores", "2", *DEMO,
+                               tiny_overlay(wd, "lr_b.yaml", lr=0.02))
+    # ... which never wedges the next run with other settings: it starts over and finishes.
+    run_ok(wd, target, "--cores", "2", *DEMO, tiny_overlay(wd, "lr_c.yaml", lr=0.01),
+           timeout=300)
+    summary = json.loads((wd / target).read_text())
+    assert summary["settings"]["lr"] == 0.01 and summary["epochs"] == TINY_EPOCHS
+    assert len(read_metrics(wd / TINY_RUN)) == TINY_EPOCHS
+    last = read_log_tail(wd / TINY_LOG, "was written with other settings")
+    assert "was written with other settings" in last and "resuming" not in last
+    assert not (wd / TINY_RUN / "checkpoint.pt").exists()
