@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
-import os
 import pickle
 import struct
 import tarfile
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from sdnet import spec
-from sdnet.data.common import CLASSES, DATASET_INFO
+from sdnet.data.common import CLASSES, DATASET_INFO, default_workers, process_pool
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
 
@@ -157,19 +156,19 @@ def _cinic_split(split: str, per_class: int, rng: np.random.Generator,
     modes = [png_mode(i) for i in range(len(labels))]
     chunks = [(images[i:i + 2000], modes[i:i + 2000]) for i in range(0, len(labels), 2000)]
     encoded = pool.map(_encode_chunk, chunks) if pool else map(_encode_chunk, chunks)
-    pngs = [png for chunk in encoded for png in chunk]
     yield split, None
-    for c, name in enumerate(CLASSES):
-        yield f"{split}/{name}", None
-        for i in range(per_class):
-            k = c * per_class + i
-            yield f"{split}/{name}/fake-{split}-{k:06d}.png", pngs[k]
+    pngs = (png for chunk in encoded for png in chunk)  # written while later chunks encode
+    for k, png in enumerate(pngs):
+        c, i = divmod(k, per_class)
+        if i == 0:
+            yield f"{split}/{CLASSES[c]}", None
+        yield f"{split}/{CLASSES[c]}/fake-{split}-{k:06d}.png", png
 
 
 def _cinic_members(per_class: int, seed: int, workers: int) -> Iterator[tuple[str, bytes | None]]:
     rng = np.random.default_rng(seed)
     yield "README.md", b"Fake CINIC-10 written by `sdnet data fake` (not real images).\n"
-    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+    with process_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for split in CINIC_SPLITS:
             yield from _cinic_split(split, per_class, rng, pool)
 
@@ -218,7 +217,7 @@ def make_fake(fmt: str, out: Path | str, per_class: int | None = None, seed: int
         members = _cifar_members(train_per_class, test_per_class, seed)
     else:
         big = train_per_class * 30 >= 20_000  # a pool pays off for full-size fakes only
-        members = _cinic_members(train_per_class, seed, min(os.cpu_count() or 1, 8) if big else 1)
+        members = _cinic_members(train_per_class, seed, default_workers() if big else 1)
     return write_tar_gz(out, members)
 
 

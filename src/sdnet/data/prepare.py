@@ -12,20 +12,18 @@ seeded generator.
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import shutil
 import tempfile
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sdnet.data.archive import as_uint8, iter_files, load_pickle
-from sdnet.data.common import CLASSES, dataset_info
+from sdnet.data.common import CLASSES, dataset_info, default_workers, process_pool
 from sdnet.data.download import md5_of
 from sdnet.data.prepared import Split, build_meta, check_split, write_meta, write_split
 from sdnet.errors import SdnetError
@@ -35,10 +33,6 @@ CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CINIC_SPLITS = {"train": "train", "val": "valid", "test": "test"}
 DECODE_CHUNK = 1000  # PNGs per task: small enough to overlap reading and decoding
 PREPARED_NAMES = {"train.npz", "val.npz", "test.npz", "meta.json"}
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 # --- CIFAR-10 -------------------------------------------------------------------------------
@@ -138,12 +132,6 @@ def _chunks(archive: Path, splits: set[str], size: int) -> Iterator[Chunk]:
         yield chunk
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-
-
 def decode_stream(chunks: Iterator[Chunk], workers: int, source: str = ""
                   ) -> tuple[list[str], np.ndarray]:
     """Decode chunks while the archive is still being read: a process pool once a first full
@@ -156,7 +144,7 @@ def decode_stream(chunks: Iterator[Chunk], workers: int, source: str = ""
         for chunk in chunks:
             names += [name for name, _ in chunk]
             if pool is None and workers > 1 and len(chunk) == DECODE_CHUNK:
-                pool = _pool(workers)
+                pool = process_pool(workers)
             if pool is None:
                 parts.append(decode_pngs(chunk, source))
                 continue
