@@ -224,6 +224,33 @@ def test_device_and_log_every_do_not_block_resume(interrupted, data_dir, capsys)
     assert "epoch 2/2 step 1/2" in err
 
 
+def _syncs_in_one_epoch(data_dir: Path, out: Path, images: int) -> int:
+    import warnings
+
+    cfg = train.check_config(config(data_dir, out, limit_train=images, device="cuda"))
+    device = train.resolve_device(cfg.device)
+    loaders = train.build_loaders(cfg, device)
+    model = train.build_model(cfg, device)
+    optimizer, _ = train.build_optimizer(model, cfg)
+    train.run_epoch(model, loaders.train, optimizer, 0, cfg, device)  # warm-up (cudnn benchmark)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            train.run_epoch(model, loaders.train, optimizer, 1, cfg, device)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_no_host_sync_per_step_on_cuda(data_dir, tmp_path):
+    """Syncs per epoch do not grow with the number of steps (the end-of-epoch reads only)."""
+    few = _syncs_in_one_epoch(data_dir, tmp_path / "a", images=64)
+    many = _syncs_in_one_epoch(data_dir, tmp_path / "b", images=256)
+    assert few == many <= 4
+
+
 # ----------------------------------------------------------------------------- NaN
 
 
