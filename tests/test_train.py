@@ -130,6 +130,15 @@ def test_complete_run_is_not_trained_again(finished_run, capsys):
     assert (out / "metrics.csv").stat().st_mtime_ns == before
 
 
+def test_epoch_linear_follows_the_epoch_and_variant_label_is_kept(data_dir, tmp_path):
+    summary = train.train(config(data_dir, tmp_path / "tut", epochs=2, limit_train=64,
+                                 survival="epoch-linear", variant="tutorial"))
+    assert summary["variant"] == "tutorial" and summary["settings"]["variant"] == "tutorial"
+    # Last epoch (index 1 of 2): every block survives with p_L.
+    assert summary["survival_probabilities"] == pytest.approx([0.5, 0.5, 0.5])
+    assert float(read_metrics(tmp_path / "tut")[0]["blocks_computed"]) == 1.0  # epoch 1: p = 1
+
+
 # ----------------------------------------------------------------------------- resume
 
 
