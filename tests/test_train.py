@@ -139,6 +139,16 @@ def test_epoch_linear_follows_the_epoch_and_variant_label_is_kept(data_dir, tmp_
     assert float(read_metrics(tmp_path / "tut")[0]["blocks_computed"]) == 1.0  # epoch 1: p = 1
 
 
+def test_without_validation_split_best_epoch_is_the_last(tmp_path):
+    from conftest import prepared_fake
+
+    data = prepared_fake("cifar10", tmp_path / "data", per_class=10, val_size=0)
+    summary = train.train(config(data, tmp_path / "noval", epochs=2, limit_train=64))
+    assert [r["val_error"] for r in read_metrics(tmp_path / "noval")] == ["", ""]
+    assert summary["best_epoch"] == 2 and summary["best_val_error"] is None
+    assert summary["test_error_at_best"] == summary["final_test_error"]
+
+
 # ----------------------------------------------------------------------------- resume
 
 

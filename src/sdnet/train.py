@@ -19,6 +19,7 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import importlib.metadata
 import io
 import json
 import math
@@ -517,11 +518,17 @@ def write_metrics(out: Path, history: list[dict]) -> None:
     atomic_write_text(out / "metrics.csv", buffer.getvalue())
 
 
-def versions() -> dict:
-    import torchvision
+def _installed_version(package: str) -> str | None:
+    """From the package metadata: importing torchvision just for its version takes seconds."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
+
+def versions() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": np.__version__,
+            "torchvision": _installed_version("torchvision"), "numpy": np.__version__,
             "sdnet": sdnet.__version__}
 
 
