@@ -248,7 +248,7 @@ def _syncs_in_one_epoch(data_dir: Path, out: Path, images: int) -> int:
 
     cfg = train.check_config(config(data_dir, out, limit_train=images, device="cuda"))
     device = train.resolve_device(cfg.device)
-    loaders = train.build_loaders(cfg, device)
+    loaders = train.build_loaders(cfg, train.load_data(cfg), device)
     model = train.build_model(cfg, device)
     optimizer, _ = train.build_optimizer(model, cfg)
     train.run_epoch(model, loaders.train, optimizer, 0, cfg, device)  # warm-up (cudnn benchmark)

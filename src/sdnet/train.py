@@ -281,14 +281,21 @@ class Loaders:
     meta: dict
 
 
-def build_loaders(config: TrainConfig, device: torch.device) -> Loaders:
-    """Whole splits on the device; train is shuffled and augmented from (seed, epoch) only."""
+def load_data(config: TrainConfig) -> Any:
+    """The prepared splits in host memory (sdnet.data.Prepared), checked against --dataset."""
     from sdnet import data
 
     prepared = data.load_prepared(config.data)
     if prepared.meta.get("dataset") != config.dataset:
         raise SdnetError(f"{config.data} holds {prepared.meta.get('dataset')!r}, "
                          f"not --dataset {config.dataset}")
+    return prepared
+
+
+def build_loaders(config: TrainConfig, prepared: Any, device: torch.device) -> Loaders:
+    """Whole splits on the device; train is shuffled and augmented from (seed, epoch) only."""
+    from sdnet import data
+
     images, labels = prepared.train
     if config.limit_train is not None:
         images, labels = images[:config.limit_train], labels[:config.limit_train]
@@ -590,14 +597,13 @@ def _existing_summary(out: Path) -> dict | None:
         return {}
 
 
-def _stale(what: str, path: Path, old_settings: dict, settings: dict, config: TrainConfig
-           ) -> None:
+def _stale(path: Path, old_settings: dict, settings: dict, config: TrainConfig) -> None:
     """A run-folder file written with other settings: discard it or refuse, per on_mismatch."""
     change = describe_mismatch(old_settings, settings)
     if config.on_mismatch == "restart":
         log(f"sdnet: {path} was written with other settings ({change}); starting over")
         return
-    raise SdnetError(f"{path} {what} written with other settings ({change}); pass --restart or "
+    raise SdnetError(f"{path} was written with other settings ({change}); pass --restart or "
                      f"--on-mismatch restart to start over, or use another --out")
 
 
@@ -632,7 +638,7 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
         if summary.get("fingerprint") == fp:
             checkpoint_path(out).unlink(missing_ok=True)
             return summary, None
-        _stale("was", out / "summary.json", summary.get("settings", {}), settings, config)
+        _stale(out / "summary.json", summary.get("settings", {}), settings, config)
         _clear_run(out)
         return None, None
     path = checkpoint_path(out)
@@ -640,7 +646,7 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
         return None, None
     ckpt = read_checkpoint(path)
     if ckpt["fingerprint"] != fp:
-        _stale("was", path, ckpt.get("settings", {}), settings, config)
+        _stale(path, ckpt.get("settings", {}), settings, config)
         _clear_run(out)
         return None, None
     return None, ckpt
@@ -655,26 +661,50 @@ def _epoch_line(row: dict, epochs: int, eval_seconds: float, eta: float) -> str:
             f"ETA {_fmt_minutes(eta)}")
 
 
+def train_epoch(epoch: int, model: nn.Module, loaders: Loaders, optimizer: torch.optim.Optimizer,
+                scheduler: Any, config: TrainConfig, device: torch.device) -> tuple[dict, float]:
+    """Train, evaluate and step the schedule: the epoch's metrics.csv row and eval seconds."""
+    lr = optimizer.param_groups[0]["lr"]
+    model.set_epoch(epoch, config.epochs)
+    stats = run_epoch(model, loaders.train, optimizer, epoch, config, device)
+    eval_start = time.perf_counter()
+    val = evaluate(model, loaders.val, config, device) if loaders.val is not None else None
+    test = evaluate(model, loaders.test, config, device)
+    eval_seconds = time.perf_counter() - eval_start
+    scheduler.step()
+    row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_error": stats.error,
+           "val_error": val, "test_error": test, "epoch_seconds": stats.seconds,
+           "blocks_computed": stats.blocks_computed}
+    return row, eval_seconds
+
+
+def _setup_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = None) -> dict:
     """Train one network as `config` says; return the summary (also written to summary.json).
 
     Re-running on the same folder resumes from checkpoint.pt or, for a finished run with the same
-    settings, returns its summary at once. `on_epoch_end(epoch)` (1-based) is a hook for tests.
+    settings, returns its summary at once (before taking a device). `on_epoch_end(epoch)`
+    (1-based) is a hook for tests.
     """
     config = check_config(config)
-    device = resolve_device(config.device)
-    loaders = build_loaders(config, device)
+    prepared = load_data(config)
     settings = settings_of(config)
-    fp = fingerprint(settings, loaders.meta)
+    fp = fingerprint(settings, prepared.meta)
     summary, ckpt = prepare_run_folder(config, settings, fp)
     if summary is not None:
         log(f"sdnet: run in {config.out} is already complete ({summary.get('epochs')} epochs); "
             "nothing to do")
         return summary
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        torch.cuda.reset_peak_memory_stats(device)
+    device = resolve_device(config.device)
+    _setup_device(device)
+    loaders = build_loaders(config, prepared, device)
+    del prepared
     random.seed(config.seed)
     np.random.seed(config.seed)
     model = build_model(config, device)
@@ -691,22 +721,12 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = N
         f"{device} ({device_name(device)})")
     session_start, first_epoch = time.perf_counter(), state.epochs_done
     for epoch in range(first_epoch, config.epochs):
-        lr = optimizer.param_groups[0]["lr"]
-        model.set_epoch(epoch, config.epochs)
-        stats = run_epoch(model, loaders.train, optimizer, epoch, config, device)
-        eval_start = time.perf_counter()
-        val = evaluate(model, loaders.val, config, device) if loaders.val is not None else None
-        test = evaluate(model, loaders.test, config, device)
-        eval_seconds = time.perf_counter() - eval_start
-        scheduler.step()
-        state.add({"epoch": epoch + 1, "lr": lr, "train_loss": stats.loss,
-                   "train_error": stats.error, "val_error": val, "test_error": test,
-                   "epoch_seconds": stats.seconds, "blocks_computed": stats.blocks_computed})
+        row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config, device)
+        state.add(row)
         write_metrics(config.out, state.history)
         save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings)
         per_epoch = (time.perf_counter() - session_start) / (epoch + 1 - first_epoch)
-        log(_epoch_line(state.history[-1], config.epochs, eval_seconds,
-                        per_epoch * (config.epochs - epoch - 1)))
+        log(_epoch_line(row, config.epochs, eval_seconds, per_epoch * (config.epochs - epoch - 1)))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
     summary = build_summary(config, settings, fp, model, state, device)
