@@ -122,8 +122,12 @@ def _cinic_key(name: str) -> tuple[str, str, str] | None:
 
 def _chunks(archive: Path, splits: set[str], size: int) -> Iterator[Chunk]:
     """PNG members of the wanted CINIC-10 splits, in archive order, `size` at a time."""
+    def wanted(name: str) -> bool:
+        key = _cinic_key(name)
+        return key is not None and key[0] in splits
+
     chunk: Chunk = []
-    for name, data in iter_files(archive, lambda n: (_cinic_key(n) or ("",))[0] in splits):
+    for name, data in iter_files(archive, wanted):
         chunk.append((name, data))
         if len(chunk) == size:
             yield chunk
