@@ -228,6 +228,17 @@ def test_checkpoint_from_other_settings_restarts_when_asked(interrupted, data_di
     assert json.loads((interrupted / "summary.json").read_text())["settings"]["lr"] == 0.02
 
 
+def test_unreadable_checkpoint_is_refused_or_discarded(data_dir, tmp_path):
+    out = tmp_path / "torn"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    cfg = config(data_dir, out, epochs=1, limit_train=32)
+    with pytest.raises(SdnetError, match="checkpoint.pt is unreadable"):
+        train.train(cfg)
+    summary = train.train(config(data_dir, out, epochs=1, limit_train=32, on_mismatch="restart"))
+    assert summary["epochs"] == 1 and not (out / "checkpoint.pt").exists()
+
+
 def test_finished_run_with_other_settings_is_refused(finished_run, data_dir):
     out, _ = finished_run
     with pytest.raises(SdnetError, match=r"summary.json was written with other settings "

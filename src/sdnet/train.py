@@ -588,13 +588,19 @@ def write_final_files(out: Path, model: nn.Module, summary: dict) -> None:
 
 
 def _existing_summary(out: Path) -> dict | None:
+    """The finished run's summary, or None (also for an unreadable one, which is dropped)."""
     path = out / "summary.json"
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
+        summary = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        summary = None
+    if not isinstance(summary, dict):
+        log(f"sdnet: {path} is unreadable; treating the run as unfinished")
+        path.unlink()
+        return None
+    return summary
 
 
 def _stale(path: Path, old_settings: dict, settings: dict, config: TrainConfig) -> None:
@@ -644,7 +650,14 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
     path = checkpoint_path(out)
     if not path.is_file():
         return None, None
-    ckpt = read_checkpoint(path)
+    try:
+        ckpt = read_checkpoint(path)
+    except SdnetError as err:
+        if config.on_mismatch != "restart":
+            raise
+        log(f"sdnet: {err}; starting over")
+        _clear_run(out)
+        return None, None
     if ckpt["fingerprint"] != fp:
         _stale(path, ckpt.get("settings", {}), settings, config)
         _clear_run(out)
