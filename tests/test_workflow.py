@@ -262,6 +262,14 @@ def test_demo_second_call_does_nothing(demo: tuple[Path, str, float]) -> None:
 
 
 @pytest.mark.slow
+def test_html_report(demo: tuple[Path, str, float]) -> None:
+    wd, _, _ = demo
+    run_ok(wd, "--report", "results/demo/report.html", *DEMO)
+    html = (wd / "results/demo/report.html").read_text(errors="replace")
+    assert "test_error_curves.png" in html and "summary.tex" in html
+
+
+@pytest.mark.slow
 def test_editing_a_plot_option_retrains_nothing(demo: tuple[Path, str, float]) -> None:
     wd, _, _ = demo
     overlay = write_overlay(wd, "plot.yaml", {"figures": {"log_scale": False}})

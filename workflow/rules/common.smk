@@ -164,8 +164,13 @@ def download_input(wildcards) -> list[str]:
     return [fake_archive(wildcards.dataset)] if is_fake(wildcards.dataset) else []
 
 
-def download_flags(wildcards) -> str:
-    """--url/--md5 for `sdnet data download`: the fake mirror, a configured source, or the defaults."""
+def download_flags(wildcards, output) -> str:
+    """--url/--md5 for `sdnet data download`: the fake mirror, a configured source, or the defaults.
+
+    It takes `output` so that Snakemake counts it as derived from the output path and not as a
+    rerun trigger: where the archive comes from (a mirror, say) is not what it is (its md5 is
+    checked), so switching to a mirror must not re-prepare and retrain everything.
+    """
     if is_fake(wildcards.dataset):
         return f"--url {shlex.quote(fake_archive(wildcards.dataset))} --md5 none"
     entry = dataset_config(wildcards.dataset)
@@ -237,21 +242,10 @@ def train_flags(wildcards) -> str:
     return shlex.join(args)
 
 
-def train_data_input(wildcards) -> dict:
-    data_dir = DATA_DIR.format(dataset=wildcards.dataset)
-    return {"train": f"{data_dir}/train.npz", "test": f"{data_dir}/test.npz",
-            "meta": f"{data_dir}/meta.json"}
-
-
 def train_runtime(wildcards, attempt: int) -> int:
     """Minutes for this attempt: a job killed by the walltime asks for more on retry."""
     res = config["train_resources"]
     return math.ceil(res["runtime"] * res["runtime_growth"] ** (attempt - 1))
-
-
-def train_gpu_model(wildcards) -> str | None:
-    """Slurm GPU model; None = any GPU (Snakemake drops a None resource)."""
-    return config["train_resources"]["gpu_model"]
 
 
 # ---------------------------------------------------------------------------------------------

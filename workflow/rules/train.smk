@@ -8,7 +8,9 @@
 rule train_run:
     """Train one network; summary.json (written last by the trainer) marks a complete run."""
     input:
-        unpack(train_data_input),
+        train=f"{DATA_DIR}/train.npz",
+        test=f"{DATA_DIR}/test.npz",
+        meta=f"{DATA_DIR}/meta.json",
     output:
         metrics=f"{RUN_DIR}/metrics.csv",
         summary=f"{RUN_DIR}/summary.json",
@@ -18,7 +20,7 @@ rule train_run:
     threads: config["train_resources"]["cpus"]
     resources:
         gpu=1,
-        gpu_model=train_gpu_model,
+        gpu_model=config["train_resources"]["gpu_model"],  # None: any GPU
         runtime=train_runtime,
         mem_mb=config["train_resources"]["mem_mb"],
         cpus_per_task=config["train_resources"]["cpus"],
@@ -30,4 +32,4 @@ rule train_run:
     shell:
         "OMP_NUM_THREADS={threads} sdnet train --data \"$(dirname {input.meta:q})\""
         ' --out "$(dirname {output.summary:q})" {params.flags} --on-mismatch restart'
-        " >> {log:q} 2>&1"
+        " > {log:q} 2>&1"
