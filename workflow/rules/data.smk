@@ -12,7 +12,8 @@ rule make_fake_archive:
     conda:
         "../envs/sdnet.yaml"
     shell:
-        "sdnet data fake --format {wildcards.dataset} {params.flags} --out {output:q} > {log:q} 2>&1"
+        "sdnet data fake --format {wildcards.dataset} {params.flags} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule download_dataset:
@@ -48,5 +49,5 @@ rule prepare_dataset:
     conda:
         "../envs/sdnet.yaml"
     shell:
-        "sdnet data prepare --dataset {wildcards.dataset} --archive {input.archive:q} {params.flags}"
-        ' --workers {threads} --out "$(dirname {output.meta:q})" > {log:q} 2>&1'
+        "sdnet data prepare --dataset {wildcards.dataset} --archive {input.archive:q}"
+        ' {params.flags} --workers {threads} --out "$(dirname {output.meta:q})" > {log:q} 2>&1'

@@ -17,7 +17,9 @@ rule train_run:
         model=f"{RUN_DIR}/model.pt",
     params:
         flags=train_flags,
-    threads: config["train_resources"]["cpus"]
+    # One local core per job, so `--cores N --resources gpu=N` runs N jobs on N GPUs; Slurm
+    # allocates cpus_per_task and the trainer uses that many threads.
+    threads: 1
     resources:
         gpu=1,
         gpu_model=config["train_resources"]["gpu_model"],  # None: any GPU
@@ -30,6 +32,6 @@ rule train_run:
     conda:
         "../envs/sdnet.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} sdnet train --data \"$(dirname {input.meta:q})\""
-        ' --out "$(dirname {output.summary:q})" {params.flags} --on-mismatch restart'
-        " > {log:q} 2>&1"
+        "OMP_NUM_THREADS={resources.cpus_per_task} sdnet train"
+        ' --data "$(dirname {input.meta:q})" --out "$(dirname {output.summary:q})"'
+        " {params.flags} --on-mismatch restart > {log:q} 2>&1"
