@@ -32,8 +32,7 @@ DEMO = ("config/demo.yaml", str(HERE / "small.yaml"))
 RESULTS = "results/demo"
 RUN = "cifar10/resnet8/baseline/seed0"  # the run the failure tests train
 SUMMARY_TEX = f"{RESULTS}/tables/summary.tex"
-TIMEOUT_PIPELINE = 420  # seconds per Snakemake call; SIGINT first, SIGKILL 30 s later
-TIMEOUT_ONE_RUN = 300
+TIMEOUT = 480  # seconds per Snakemake call (they run side by side); SIGINT, SIGKILL 30 s later
 
 
 @dataclass
@@ -90,10 +89,6 @@ def start_snakemake(workdir: Path, *args: str, timeout: int) -> tuple[subprocess
 def finish(proc: subprocess.Popen, out: Path, workdir: Path) -> Result:
     proc.wait()
     return Result(proc.returncode, out.read_text(), workdir)
-
-
-def run_snakemake(workdir: Path, *args: str, timeout: int) -> Result:
-    return finish(*start_snakemake(workdir, *args, timeout=timeout), workdir)
 
 
 def profile_args(cluster) -> list[str]:
@@ -178,61 +173,8 @@ def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, seconds: f
 
 
 # ---------------------------------------------------------------------------------------------
-# The demo grid through Slurm, and the same grid locally for comparison
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_runs(cluster, tmp_path_factory) -> tuple[Result, Result]:
-    """(Slurm run, local run) of the small demo grid, side by side: the fake GPU has one slot,
-    so the local run costs no extra wall time."""
-    slurm_dir = copy_workflow(tmp_path_factory.mktemp("slurm_demo"))
-    local_dir = copy_workflow(tmp_path_factory.mktemp("local_demo"))
-    slurm = start_snakemake(slurm_dir, *profile_args(cluster), "--configfile", *DEMO,
-                            timeout=TIMEOUT_PIPELINE)
-    local = start_snakemake(local_dir, "--cores", "2", "--configfile", *DEMO,
-                            timeout=TIMEOUT_PIPELINE)
-    results = finish(*slurm, slurm_dir), finish(*local, local_dir)
-    for result in results:
-        assert result.returncode == 0, f"snakemake failed in {result.workdir}:\n" \
-            f"{result.output[-4000:]}"
-    return results
-
-
-def test_every_training_job_went_through_sbatch_with_one_gpu(demo_runs, cluster):
-    slurm, _ = demo_runs
-    jobs = sacct_jobs(slurm.run_id)
-    runs = re.findall(r"^rule train_run:$", slurm.output, re.MULTILINE)
-    train_jobs = [job for job in jobs if rule_of(job) == "train_run"]
-    assert len(runs) == 2 and len(train_jobs) == 2, jobs
-    for job in train_jobs:
-        assert job["State"] == "COMPLETED", job
-        assert (job["Partition"], job["Account"]) == (cluster.partition, cluster.account), job
-        assert tres(job, "ReqTRES").get("gres/gpu") == "1", job
-        assert tres(job, "AllocTRES").get("gres/gpu") == "1", job
-
-
-def test_light_rules_ran_locally(demo_runs):
-    slurm, _ = demo_runs
-    rules = slurm.rules()
-    assert rules.pop("train_run") == {"rule"}
-    light = {"make_fake_archive", "download_dataset", "prepare_dataset", "aggregate_metrics",
-             "plot_figures", "render_tables"}
-    assert light <= rules.keys(), rules
-    assert all(kinds == {"localrule"} for kinds in rules.values()), rules
-    assert {rule_of(job) for job in sacct_jobs(slurm.run_id)} == {"train_run"}
-
-
-def test_summary_table_equals_the_local_run_apart_from_timings(demo_runs):
-    slurm, local = demo_runs
-    on_slurm = (slurm.workdir / SUMMARY_TEX).read_text()
-    here = (local.workdir / SUMMARY_TEX).read_text()
-    assert "ResNet-8" in on_slurm and "$" in on_slurm
-    assert mask_timings(on_slurm) == mask_timings(here)
-
-
-# ---------------------------------------------------------------------------------------------
-# Failure paths on the real scheduler
+# Every scenario at once: the fake GPU has one slot, so Slurm runs the training jobs one after the
+# other; the local steps, Snakemake start-ups and status polling of the scenarios overlap.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -246,25 +188,101 @@ def one_run_config(**train) -> dict:
     }
 
 
-def test_cancelled_training_job_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path):
-    workdir = copy_workflow(tmp_path / "wf")
-    cfg = one_run_config(epochs=6)
-    if cluster.gpu_type:  # ask for the GPU model, as a user does in config.yaml
-        cfg["train_resources"]["gpu_model"] = cluster.gpu_type
-    run_dir = workdir / RESULTS / "runs" / RUN
-    proc, out = start_snakemake(
+@dataclass
+class Scenarios:
+    slurm: Result  # the small demo grid through `--profile slurm`
+    local: Result  # the same grid with `--cores 2`
+    cancelled: Result  # one run whose first Slurm job was scancel'ed mid-run
+    cancelled_job: str  # its Slurm job ID, or why it could not be cancelled
+    failing: Result  # one run whose training fails on every attempt
+
+
+def start_one_run(cluster, name: str, cfg: dict, tmp_path_factory) -> tuple:
+    workdir = copy_workflow(tmp_path_factory.mktemp(name))
+    return workdir, *start_snakemake(
         workdir, *profile_args(cluster), "--configfile", "config/demo.yaml",
-        write_config(workdir, "cancel.yaml", cfg), "--", f"{RESULTS}/runs/{RUN}/summary.json",
-        timeout=TIMEOUT_ONE_RUN)
-    wait_until(lambda: (run_dir / "checkpoint.pt").exists(), proc, TIMEOUT_ONE_RUN - 60,
-               "checkpoint.pt in the run folder", out)
+        write_config(workdir, f"{name}.yaml", cfg), "--", f"{RESULTS}/runs/{RUN}/summary.json",
+        timeout=TIMEOUT)
+
+
+def cancel_mid_run(workdir: Path, proc: subprocess.Popen, out: Path) -> str:
+    """scancel the run's Slurm job once it wrote a checkpoint; wait until Snakemake retries it."""
+    wait_until(lambda: (workdir / RESULTS / "runs" / RUN / "checkpoint.pt").exists(), proc,
+               TIMEOUT - 120, "checkpoint.pt in the run folder", out)
     job_id = re.findall(r"submitted with SLURM jobid (\d+)", out.read_text())[-1]
     subprocess.run(["scancel", job_id], check=True, timeout=30)
-    wait_until(lambda: "Trying to restart job" in out.read_text(), proc, 90,
+    wait_until(lambda: "Trying to restart job" in out.read_text(), proc, 100,
                f"retry of the cancelled Slurm job {job_id}", out,
                " (sacct says 'CANCELLED by <uid>': is slurm/cancelled_jobs.smk included?)")
-    result = finish(proc, out, workdir)
+    return job_id
 
+
+@pytest.fixture(scope="module")
+def scenarios(cluster, tmp_path_factory) -> Scenarios:
+    cancel_cfg = one_run_config(epochs=6)
+    if cluster.gpu_type:  # ask for the GPU model, as a user does in config.yaml
+        cancel_cfg["train_resources"]["gpu_model"] = cluster.gpu_type
+    # lr 1e12: the loss becomes NaN in the first epoch and the trainer stops with an error.
+    failing = start_one_run(cluster, "failing", one_run_config(lr=1.0e12), tmp_path_factory)
+    cancelled = start_one_run(cluster, "cancelled", cancel_cfg, tmp_path_factory)
+    slurm_dir = copy_workflow(tmp_path_factory.mktemp("slurm_demo"))
+    local_dir = copy_workflow(tmp_path_factory.mktemp("local_demo"))
+    slurm = start_snakemake(slurm_dir, *profile_args(cluster), "--configfile", *DEMO,
+                            timeout=TIMEOUT)
+    local = start_snakemake(local_dir, "--cores", "2", "--configfile", *DEMO, timeout=TIMEOUT)
+    procs = [slurm[0], local[0], cancelled[1], failing[1]]
+    try:
+        try:
+            job_id = cancel_mid_run(*cancelled)
+        except pytest.fail.Exception as err:
+            job_id = f"not cancelled: {err}"
+        return Scenarios(finish(*slurm, slurm_dir), finish(*local, local_dir),
+                         finish(*cancelled[1:], cancelled[0]), job_id,
+                         finish(*failing[1:], failing[0]))
+    finally:
+        for proc in procs:
+            interrupt(proc)
+
+
+def test_every_training_job_went_through_sbatch_with_one_gpu(scenarios, cluster):
+    slurm = scenarios.slurm
+    assert slurm.returncode == 0, slurm.output[-4000:]
+    jobs = sacct_jobs(slurm.run_id)
+    runs = re.findall(r"^rule train_run:$", slurm.output, re.MULTILINE)
+    train_jobs = [job for job in jobs if rule_of(job) == "train_run"]
+    assert len(runs) == 2 and len(train_jobs) == 2, jobs
+    for job in train_jobs:
+        assert job["State"] == "COMPLETED", job
+        assert (job["Partition"], job["Account"]) == (cluster.partition, cluster.account), job
+        assert tres(job, "ReqTRES").get("gres/gpu") == "1", job
+        assert tres(job, "AllocTRES").get("gres/gpu") == "1", job
+
+
+def test_light_rules_ran_locally(scenarios):
+    slurm = scenarios.slurm
+    assert slurm.returncode == 0, slurm.output[-4000:]
+    rules = slurm.rules()
+    assert rules.pop("train_run") == {"rule"}
+    light = {"make_fake_archive", "download_dataset", "prepare_dataset", "aggregate_metrics",
+             "plot_figures", "render_tables"}
+    assert light <= rules.keys(), rules
+    assert all(kinds == {"localrule"} for kinds in rules.values()), rules
+    assert {rule_of(job) for job in sacct_jobs(slurm.run_id)} == {"train_run"}
+
+
+def test_summary_table_equals_the_local_run_apart_from_timings(scenarios):
+    slurm, local = scenarios.slurm, scenarios.local
+    assert slurm.returncode == 0, slurm.output[-4000:]
+    assert local.returncode == 0, local.output[-4000:]
+    on_slurm = (slurm.workdir / SUMMARY_TEX).read_text()
+    here = (local.workdir / SUMMARY_TEX).read_text()
+    assert "ResNet-8" in on_slurm and "$" in on_slurm
+    assert mask_timings(on_slurm) == mask_timings(here)
+
+
+def test_cancelled_training_job_is_retried_and_resumes_from_its_checkpoint(scenarios, cluster):
+    result, job_id = scenarios.cancelled, scenarios.cancelled_job
+    assert job_id.isdigit(), job_id
     assert result.returncode == 0, result.output[-4000:]
     jobs = {job["JobID"]: job for job in sacct_jobs(result.run_id)}
     assert jobs.pop(job_id)["State"].startswith("CANCELLED"), jobs
@@ -272,25 +290,26 @@ def test_cancelled_training_job_is_retried_and_resumes_from_its_checkpoint(clust
     assert retry["State"] == "COMPLETED", retry
     if cluster.gpu_type:
         assert tres(retry, "ReqTRES").get(f"gres/gpu:{cluster.gpu_type}") == "1", retry
-    log = (workdir / RESULTS / "logs/train_run" / f"{RUN}.log").read_text()
+    log = (result.workdir / RESULTS / "logs/train_run" / f"{RUN}.log").read_text()
     resumed = re.findall(r"resuming from checkpoint at epoch (\d+)", log)
     assert len(resumed) == 1 and 1 <= int(resumed[0]) < 6, log
+    run_dir = result.workdir / RESULTS / "runs" / RUN
     with (run_dir / "metrics.csv").open() as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]
     assert (run_dir / "summary.json").exists() and not (run_dir / "checkpoint.pt").exists()
 
 
-def test_training_job_that_fails_for_good_stops_snakemake_naming_rule_and_run(cluster, tmp_path):
-    workdir = copy_workflow(tmp_path / "wf")
-    cfg = one_run_config(lr=1.0e12)  # the loss becomes NaN: the trainer stops with an error
-    result = run_snakemake(
-        workdir, *profile_args(cluster), "--configfile", "config/demo.yaml",
-        write_config(workdir, "fail.yaml", cfg), "--", f"{RESULTS}/runs/{RUN}/summary.json",
-        timeout=TIMEOUT_ONE_RUN)
-
+def test_training_job_that_fails_for_good_stops_snakemake_naming_rule_and_run(scenarios):
+    result = scenarios.failing
     assert result.returncode != 0
     assert "Error in rule train_run" in result.output
     assert f"{RESULTS}/runs/{RUN}/summary.json" in result.output
     jobs = sacct_jobs(result.run_id)
     assert [job["State"] for job in jobs] == ["FAILED", "FAILED"], jobs  # first try and retry
-    assert not (workdir / RESULTS / "runs" / RUN / "summary.json").exists()
+    assert not (result.workdir / RESULTS / "runs" / RUN / "summary.json").exists()
+    # Retries are the submitting Snakemake's: a job does not rerun the training in place.
+    slurm_logs = {path.stem: path.read_text() for path in
+                  (result.workdir / ".snakemake/slurm_logs/rule_train_run").rglob("*.log")}
+    assert slurm_logs.keys() == {job["JobID"] for job in jobs}
+    for job_id, text in slurm_logs.items():
+        assert "Trying to restart job" not in text, f"Slurm job {job_id} retried inside:\n{text}"
