@@ -64,14 +64,21 @@ running() {
     [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && grep -q "^$2" "/proc/$pid/comm"
 }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.2 s until it succeeds.
-wait_for() {
-    local limit=$1 what=$2 deadline=$((SECONDS + $1))
-    shift 2
+# poll SECONDS COMMAND...: run COMMAND every 0.2 s until it succeeds; false after SECONDS.
+poll() {
+    local deadline=$((SECONDS + $1))
+    shift
     until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || die "timed out after ${limit}s waiting for $what"
+        [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 0.2
     done
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll, and stop the script when it times out.
+wait_for() {
+    local seconds=$1 what=$2
+    shift 2
+    poll "$seconds" "$@" || die "timed out after ${seconds}s waiting for $what"
 }
 
 # stop_pid PIDFILE NAME: SIGTERM, wait up to 15 s, then SIGKILL.
@@ -276,7 +283,7 @@ wait_node_idle() {
         down* | drain* | inval*)
             scontrol update NodeName="$HOST" State=RESUME 2>/dev/null || true ;;
     esac
-    if ! wait_for 60 "node $HOST to be idle" node_idle 2>/dev/null; then
+    if ! poll 60 node_idle; then
         scontrol show node "$HOST" >&2 || true
         die "node $HOST is '$(node_state)', not idle; see $DIR/log/slurmd.log"
     fi
@@ -299,6 +306,10 @@ start() {
     log "ready; clients need: source $DIR/cluster.env"
 }
 
+no_jobs() {
+    [ -z "$(squeue -h -o %i 2>/dev/null)" ]
+}
+
 cancel_all_jobs() {
     running "$DIR/run/slurmctld.pid" slurmctld || return 0
     local ids
@@ -307,7 +318,7 @@ cancel_all_jobs() {
     log "cancelling jobs $ids"
     # shellcheck disable=SC2086
     scancel $ids 2>/dev/null || true
-    wait_for 30 "jobs to end" test -z "$(squeue -h -o %i 2>/dev/null)" || true
+    poll 30 no_jobs || log "jobs still listed after 30 s: $(squeue -h -o %i | tr '\n' ' ')"
 }
 
 stop() {
