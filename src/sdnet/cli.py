@@ -113,8 +113,9 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", choices=spec.DATASETS, required=True)
     r.add_argument("--archive", type=Path, required=True)
     r.add_argument("--val-size", type=_non_negative_int, default=None,
-                   help="CIFAR-10 validation images held out of train (default 5000; 0: none). "
-                   "CINIC-10 uses its shipped valid split (0 drops it)")
+                   help="validation images: CIFAR-10 holds them out of train (default 10%%, i.e. 5000 "
+                   "of the real 50,000; 0: none); CINIC-10 takes a seeded subset of its shipped "
+                   "valid split (default: all of it; 0 drops it)")
     r.add_argument("--split-seed", type=_non_negative_int, default=0)
     r.add_argument("--workers", type=_positive_int, default=None, help="decoding processes (default: all cores)")
     r.add_argument("--out", type=Path, required=True)

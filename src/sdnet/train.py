@@ -266,6 +266,12 @@ def build_optimizer(model: nn.Module, config: TrainConfig
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov,
                                 dampening=0)
+    # Every parameter starts with a zero gradient and zero_grad keeps it a tensor, so a block
+    # dropped for a step still gets weight decay and momentum, as in the original Torch code (its
+    # flattened-parameter SGD updates all weights every step); a None gradient would make SGD skip
+    # it. Doing it here, before any resume, keeps resumed runs identical to uninterrupted ones.
+    for param in model.parameters():
+        param.grad = torch.zeros_like(param)
     schedule = StepSchedule(config.milestones, config.gamma, config.warmup_epochs)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
@@ -360,7 +366,7 @@ def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, e
         with autocast(config, device):
             logits = model(x)
         loss = compute_loss(logits, y)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=False)
         loss.backward()
         optimizer.step()
         loss = loss.detach()
