@@ -22,6 +22,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+# The Slurm profile's workaround for a plugin bug (a scancelled job must be retried); a no-op
+# when the Slurm executor plugin is not installed.
+include: "slurm/cancelled_jobs.smk"
 
 
 localrules:

@@ -1,6 +1,6 @@
 """The Snakemake workflow, run for real in a temporary copy (Snakefile, config.yaml, config/,
-workflow/, profiles/): config validation, the DAG (what reruns when something changes), the CPU
-demo end to end, and interrupted training that resumes.
+workflow/, profiles/, slurm/): config validation, the DAG (what reruns when something
+changes), the CPU demo end to end, and interrupted training that resumes.
 
 Every snakemake call is bounded by `timeout -s INT -k 30 N`. The expensive cases use a one-run
 subset of the demo config (written by the test as an extra --configfile).
@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("Snakefile", "config.yaml", "config", "workflow", "profiles")
+COPIED = ("Snakefile", "config.yaml", "config", "workflow", "profiles", "slurm")
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 DEMO = ("--configfile", "config/demo.yaml")
 DEMO_RUNS = 16  # 2 data sets x 2 depths x 2 variants x 2 seeds
