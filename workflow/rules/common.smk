@@ -24,10 +24,6 @@ except ImportError:  # a checkout used without `pip install -e .`: the package s
 # Validation: one readable message, before any job.
 # ---------------------------------------------------------------------------------------------
 
-# The official archive names: `sdnet data download` stores the archive under this name.
-ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "cinic10": "CINIC-10.tar.gz"}
-
-
 SCHEMA = "../schemas/config.schema.yaml"  # relative to this file, as validate() wants it
 SCHEMA_PATH = "workflow/schemas/config.schema.yaml"  # relative to the Snakefile
 
@@ -142,8 +138,12 @@ FIGURES = ("test_error_curves", "final_error", "epoch_time")
 # Data sets
 # ---------------------------------------------------------------------------------------------
 
+# The official archive names: `sdnet data download` stores the archive under this name.
+ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "cinic10": "CINIC-10.tar.gz"}
+
 
 def dataset_config(dataset: str) -> dict:
+    """The `datasets:` entry of a data set (defaults filled in by the schema)."""
     return config["datasets"][dataset]
 
 
@@ -165,7 +165,7 @@ def download_input(wildcards) -> list[str]:
 
 
 def download_flags(wildcards, output) -> str:
-    """--url/--md5 for `sdnet data download`: the fake mirror, a configured source, or the defaults.
+    """--url/--md5 for `sdnet data download`: the fake mirror, a configured source or defaults.
 
     It takes `output` so that Snakemake counts it as derived from the output path and not as a
     rerun trigger: where the archive comes from (a mirror, say) is not what it is (its md5 is
@@ -192,6 +192,7 @@ def fake_flags(wildcards) -> str:
 
 
 def prepare_input(wildcards) -> str:
+    """The downloaded archive, under its official name."""
     return raw_archive(wildcards.dataset)
 
 
@@ -254,6 +255,7 @@ def train_runtime(wildcards, attempt: int) -> int:
 
 
 def all_runs() -> list[dict]:
+    """The grid: one dict of wildcards per training run."""
     return [
         {"dataset": d, "depth": depth, "variant": v, "seed": s}
         for d in EXPERIMENT["datasets"]
@@ -263,7 +265,7 @@ def all_runs() -> list[dict]:
     ]
 
 
-def all_summaries(wildcards=None) -> list[str]:
+def all_summaries() -> list[str]:
     return [f"{RUN_DIR.format(**run)}/summary.json" for run in all_runs()]
 
 

@@ -5,7 +5,7 @@
 rule aggregate_metrics:
     """One row per run and one per run-epoch (an incomplete run folder is an error)."""
     input:
-        summaries=all_summaries,
+        summaries=all_summaries(),
     output:
         runs=RUNS_CSV,
         epochs=EPOCHS_CSV,
