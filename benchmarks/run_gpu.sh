@@ -21,7 +21,9 @@ RESULTS=${OUT:-$ROOT/benchmarks/results}
 mkdir -p "$RESULTS"
 SUMMARY=$RESULTS/summary.txt
 QUICK=()
-if [ "${1:-}" = "--quick" ]; then QUICK=(--quick); fi
+STEP=(--steps 20 --repeats 5)
+DATA=(--batches 80 --repeats 5)
+if [ "${1:-}" = "--quick" ]; then QUICK=(--quick); STEP=(--steps 1 --repeats 2); DATA=(); fi
 NOTE=${NOTE:-"run_gpu.sh"}
 status=0
 
@@ -44,11 +46,11 @@ part() {  # part NAME LIMIT_S ARGS...: run one bench, its table into the summary
 } 2>&1 | tee -a "$SUMMARY"
 
 # 1: training step, sdnet baseline/stochastic vs the conventional reference (DataLoader, 2 workers)
-part bench_step 120 --steps 20 --repeats 5
+part bench_step 120 "${STEP[@]}"
 # 2: data pipeline alone: on-device augmentation vs torchvision DataLoader (0 and 2 workers)
-part bench_data 90 --batches 80 --repeats 5
+part bench_data 90 "${DATA[@]}"
 # 5 + epoch time: real `sdnet train` runs, ResNet-110 baseline and stochastic, 2 epochs of 45k
-part bench_memory 150 --epochs 2
+part bench_memory 150 --mode epochs --epochs 2
 # where a ResNet-110 step spends its time (torch.profiler), for when a target is missed
 part profile_step 40 --depth 110 --steps 10
 
