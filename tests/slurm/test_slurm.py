@@ -7,6 +7,7 @@ and account) and short status-check delays are passed on the command line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -217,6 +218,17 @@ def cancel_mid_run(workdir: Path, proc: subprocess.Popen, out: Path) -> str:
     return job_id
 
 
+def kill_leftovers(workdirs: list[Path]) -> None:
+    """Kill what still runs from these folders: with proctrack/linuxproc, the job's Snakemake
+    outlives a scancel of its batch shell (reparented to init, Slurm loses track of it)."""
+    marks = [f"{workdir}/" for workdir in workdirs]
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if any(mark in cmdline for mark in marks) and int(proc.name) != os.getpid():
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def scenarios(cluster, tmp_path_factory) -> Scenarios:
     cancel_cfg = one_run_config(epochs=6)
@@ -242,6 +254,7 @@ def scenarios(cluster, tmp_path_factory) -> Scenarios:
     finally:
         for proc in procs:
             interrupt(proc)
+        kill_leftovers([slurm_dir, local_dir, cancelled[0], failing[0]])
 
 
 def test_every_training_job_went_through_sbatch_with_one_gpu(scenarios, cluster):
