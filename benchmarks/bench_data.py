@@ -4,6 +4,8 @@ Variants, interleaved; one sample = `--batches` batches of `--batch-size` augmen
 images delivered where training needs them (on the device):
 - sdnet: `DeviceLoader.batches(epoch)` over a split already on the device (shuffle, pad-4 crop,
   flip, normalise; the epoch's plan drawn on the device), as the trainer runs it.
+- sdnet-gather: the same with benchmarks.proposals.crop_flip_gather swapped in (a proposed
+  change to sdnet.data, measured here first; `--no-proposal` skips it).
 - tv-w0 / tv-w2: the conventional DataLoader of benchmarks/reference.py (PIL images,
   RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize) with 0 and 2 worker
   processes, plus the host-to-device copy on CUDA (pinned memory). Workers persist across
@@ -21,9 +23,10 @@ from typing import Any
 
 import torch
 
-from benchmarks import common, reference
+from benchmarks import common, proposals, reference
 from benchmarks.bench_step import MEAN, STD, fake_split
 from sdnet import data
+from sdnet.data import loader as loader_module
 
 
 class DeviceVariant:
@@ -42,6 +45,18 @@ class DeviceVariant:
         for x, _ in self.loader.batches(self.epoch):
             self.checksum += x[0, 0, 0, 0]  # consume the batch (as a step would) without a sync
         self.epoch += 1
+
+
+class ProposalVariant(DeviceVariant):
+    """The same DeviceLoader with benchmarks.proposals.crop_flip_gather swapped in."""
+
+    def __call__(self) -> None:
+        original = loader_module.crop_flip
+        loader_module.crop_flip = proposals.crop_flip_gather
+        try:
+            super().__call__()
+        finally:
+            loader_module.crop_flip = original
 
 
 class TorchvisionVariant:
@@ -71,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                    help="DataLoader worker counts to compare")
     p.add_argument("--data-size", type=int, default=None, help="DataLoader data set (45000)")
+    p.add_argument("--no-proposal", action="store_true",
+                   help="skip sdnet-gather (DeviceLoader with benchmarks.proposals.crop_flip_gather)")
     args = p.parse_args(argv)
     if args.batches is None:
         args.batches = 4 if args.quick else 80
@@ -85,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     variants: dict[str, Any] = {"sdnet": DeviceVariant(args)}
+    if not args.no_proposal:
+        variants["sdnet-gather"] = ProposalVariant(args)
     for workers in args.workers:
         variants[f"tv-w{workers}"] = TorchvisionVariant(args, workers)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
@@ -92,9 +111,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 items=dict.fromkeys(variants, args.batches * args.batch_size))
     results: dict[str, Any] = {"variants": {n: s.summary() for n, s in samples.items()}}
     for name in variants:
-        if name != "sdnet":
+        if name.startswith("tv-"):
             ratio = common.paired_ratio(samples[name], samples["sdnet"])
             results[f"speedup_vs_{name}"] = ratio["paired_median"]
+            if "sdnet-gather" in samples:
+                gather = common.paired_ratio(samples[name], samples["sdnet-gather"])
+                results[f"proposal_speedup_vs_{name}"] = gather["paired_median"]
     return results
 
 
@@ -104,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args)
     common.write_result(args.out, "data", args, results)
     rows = [{"pipeline": name, "images/s": v["items_per_s"], "median s": v["median_s"],
-             "sdnet speedup x": results.get(f"speedup_vs_{name}", 1.0)}
+             "sdnet speedup x": results.get(f"speedup_vs_{name}", ""),
+             "sdnet-gather speedup x": results.get(f"proposal_speedup_vs_{name}", "")}
             for name, v in results["variants"].items()]
     common.print_table(rows)
     return 0
