@@ -46,8 +46,11 @@ wildcard_constraints:
 
 
 rule all:
-    """The figures and tables of the whole experiment in config.yaml."""
+    """The figures and tables of the whole experiment in config.yaml. Every run's summary.json
+    is listed too: Snakemake (9) does not remake a deleted intermediate file while the files
+    made from it are up to date, so this is what makes a deleted summary.json retrain that run."""
     input:
+        all_summaries(),
         figure_files(),
         table_files(),
     default_target: True
