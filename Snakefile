@@ -3,7 +3,7 @@
 #   snakemake --cores 1 --resources gpu=1       everything, locally, one GPU job at a time
 #   snakemake --profile slurm                   training jobs on Slurm GPUs, the rest locally
 #   snakemake results/tables/summary.tex        just that table and what it needs
-#   snakemake --cores 2 --configfile config/demo.yaml   the CPU demo (fake data, ~2 minutes)
+#   snakemake --cores 2 --configfile config/demo.yaml   the CPU demo (fake data, ~3 minutes)
 #
 # Only missing or stale results are recomputed: a run reruns when its `sdnet train` flags change.
 

@@ -259,6 +259,8 @@ def test_demo_second_call_does_nothing(demo: tuple[Path, str, float]) -> None:
     wd, _, _ = demo
     output = run_ok(wd, "--cores", "2", *DEMO)
     assert "Nothing to be done" in output
+    # The third user command, as typed: a target, no --cores (profiles/default sets it).
+    assert "Nothing to be done" in run_ok(wd, "results/demo/tables/summary.tex", *DEMO)
 
 
 @pytest.mark.slow
