@@ -243,6 +243,13 @@ def train_flags(wildcards) -> str:
     return shlex.join(args)
 
 
+def train_retries() -> int:
+    """Retries belong to the submitting Snakemake; inside a Slurm job they would rerun in place."""
+    if workflow.remote_exec or workflow.subprocess_exec:
+        return 0
+    return config["train_resources"]["retries"]
+
+
 def train_runtime(wildcards, attempt: int) -> int:
     """Minutes for this attempt: a job killed by the walltime asks for more on retry."""
     res = config["train_resources"]

@@ -26,7 +26,7 @@ rule train_run:
         runtime=train_runtime,
         mem_mb=config["train_resources"]["mem_mb"],
         cpus_per_task=config["train_resources"]["cpus"],
-    retries: config["train_resources"]["retries"]
+    retries: train_retries()
     log:
         f"{LOGS}/train_run/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}.log",
     conda:
