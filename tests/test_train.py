@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdnet import cli, gpus, train
+from sdnet import cli, gpus, spec, train
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
 
@@ -82,7 +82,7 @@ def test_run_writes_outputs_and_learns(finished_run):
     out, summary = finished_run
     assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "model.pt", "summary.json"]
     rows = read_metrics(out)
-    assert list(rows[0]) == list(train.METRICS_COLUMNS)
+    assert list(rows[0]) == list(spec.METRICS_COLUMNS)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.05, 0.005])
     for row in rows:

@@ -32,6 +32,7 @@ import pandas as pd
 from sdnet import spec
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open, atomic_write_text
+from sdnet.spec import METRICS_COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 
 # The columns sdnet.train writes (repeated here: importing sdnet.train would import torch).
-METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
-                   "epoch_seconds", "blocks_computed")
 # metrics.csv columns that must hold a number on every row (val_error is empty without a val split).
 METRICS_REQUIRED_VALUES = ("epoch", "test_error", "epoch_seconds")
 # One run = one (dataset, depth, variant, seed): the run folder layout makes these unique.

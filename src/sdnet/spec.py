@@ -24,6 +24,10 @@ from sdnet.errors import SdnetError
 ARCHS = ("cifar", "bottleneck")
 SURVIVAL_RULES = ("none", "linear", "uniform", "epoch-linear")
 DATASETS = ("cifar10", "cinic10")
+# A run folder's metrics.csv, one row per epoch (errors in %): written by sdnet.train, read by
+# sdnet.report, which must not import torch to learn it.
+METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
+                   "epoch_seconds", "blocks_computed")
 
 # Bottleneck ResNets for 32x32 inputs: depth -> blocks per stage (3 convs per block + stem + fc).
 BOTTLENECK_STAGES: dict[int, tuple[int, int, int, int]] = {

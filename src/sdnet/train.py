@@ -43,9 +43,8 @@ import sdnet
 from sdnet import gpus, spec
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
+from sdnet.spec import METRICS_COLUMNS
 
-METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
-                   "epoch_seconds", "blocks_computed")
 CHECKPOINT_FORMAT = 1
 # Settings that never change what a run computes: left out of the fingerprint (device too,
 # so a run may resume on another card) and, except device, out of summary["settings"].
