@@ -41,8 +41,9 @@ def row(what: str, value: float | None, target: str, ok: Callable[[float], bool]
     machine = doc["machine"]
     where = machine.get("gpu") or f"{machine['cpus']}-core {machine['cpu']}"
     when = f"{machine['date_utc']}, {where}, load {machine['load_avg_1m']:.1f}"
-    return {"figure": what, "measured": format(value, fmt), "target": target,
-            "met": "yes" if ok(value) else "**no**", "run": when}
+    met = "-" if target == "-" else ("yes" if ok(value) else "**no**")
+    return {"figure": what, "measured": format(value, fmt), "target": target, "met": met,
+            "run": when}
 
 
 def step_rows(doc: dict[str, Any] | None, gpu: bool) -> list[Row]:
@@ -78,6 +79,10 @@ def data_rows(doc: dict[str, Any] | None, gpu: bool) -> list[Row]:
         value = doc["results"].get(key) if doc else None
         rows.append(row(f"on-device aug vs DataLoader {workers} workers, x{tag}", value,
                         f">= {need}", lambda v: v >= need, ".1f", doc))
+        proposal = doc["results"].get(f"proposal_{key}") if doc else None
+        if proposal is not None:
+            rows.append(row(f"  same with proposals.crop_flip_gather, x{tag}", proposal,
+                            f">= {need}", lambda v: v >= need, ".1f", doc))
     return rows
 
 
