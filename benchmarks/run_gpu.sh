@@ -46,13 +46,13 @@ part() {  # part NAME LIMIT_S ARGS...: run one bench, its table into the summary
 } 2>&1 | tee -a "$SUMMARY"
 
 # 1: training step, sdnet baseline/stochastic vs the conventional reference (DataLoader, 2 workers)
-part bench_step 120 "${STEP[@]}"
+part bench_step 90 "${STEP[@]}"
 # 2: data pipeline alone: on-device augmentation vs torchvision DataLoader (0 and 2 workers)
-part bench_data 90 "${DATA[@]}"
+part bench_data 60 "${DATA[@]}"
 # 5 + epoch time: real `sdnet train` runs, ResNet-110 baseline and stochastic, 2 epochs of 45k
-part bench_memory 150 --mode epochs --epochs 2
+part bench_memory 120 --mode epochs --epochs 2
 # where a ResNet-110 step spends its time (torch.profiler), for when a target is missed
-part profile_step 40 --depth 110 --steps 10
+part profile_step 30 --depth 110 --steps 10
 
 echo "== done ($(date -u +%H:%M:%S) UTC), status $status" | tee -a "$SUMMARY"
 exit $status
