@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from sdnet import cli, gpus, spec, train
+from sdnet.data import fake_prepared
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
 
@@ -140,9 +141,7 @@ def test_epoch_linear_follows_the_epoch_and_variant_label_is_kept(data_dir, tmp_
 
 
 def test_without_validation_split_best_epoch_is_the_last(tmp_path):
-    from conftest import prepared_fake
-
-    data = prepared_fake("cifar10", tmp_path / "data", per_class=10, val_size=0)
+    data = fake_prepared("cifar10", tmp_path / "data", per_class=10, val_size=0)
     summary = train.train(config(data, tmp_path / "noval", epochs=2, limit_train=64))
     assert [r["val_error"] for r in read_metrics(tmp_path / "noval")] == ["", ""]
     assert summary["best_epoch"] == 2 and summary["best_val_error"] is None
