@@ -76,20 +76,6 @@ def test_report_renders_without_results(tmp_path) -> None:
     assert "not run" in text and "<= 0.76" in text
 
 
-def test_proposed_crop_flip_is_bit_identical_to_sdnet() -> None:
-    import torch
-
-    from benchmarks import proposals
-    from sdnet.data.loader import crop_flip
-
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (17, 3, 32, 32), dtype=torch.uint8, generator=gen)
-    dy, dx = torch.randint(0, 9, (2, 17), generator=gen)
-    flip = torch.randint(0, 2, (17,), generator=gen).bool()
-    assert torch.equal(proposals.crop_flip_gather(images, dy, dx, flip),
-                       crop_flip(images, dy, dx, flip))
-
-
 @pytest.mark.parametrize("mode", ["RGB", "L", "P"])
 def test_proposed_png_decode_matches_pil_convert(mode: str) -> None:
     import io

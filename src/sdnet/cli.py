@@ -67,7 +67,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                    help="bf16 autocast on CUDA (ignored on CPU)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="channels_last memory format on CUDA (ignored on CPU)")
+                   help="channels_last memory format for model and inputs (faster on CUDA and on CPU)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--restart", action="store_true",
                    help="discard any checkpoint in --out and start over")

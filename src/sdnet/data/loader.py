@@ -28,17 +28,18 @@ def crop_flip(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
     """Crop each image of a uint8 NCHW batch at (dy, dx) of its zero-padded copy, then flip.
 
     Padding happens on raw pixels, so the border is black as with torchvision's
-    RandomCrop(32, padding=4) before Normalize. dy, dx in [0, 2 * PAD]; flip is bool.
+    RandomCrop(32, padding=4) before Normalize. dy, dx in [0, 2 * PAD]; flip is bool. One
+    `gather` over each image's flattened padded plane, with an index shared by the channels:
+    about 5x faster on CPU than 4-D advanced indexing (benchmarks/README.md).
     """
     n, c, h, w = images.shape
-    padded = F.pad(images, (PAD, PAD, PAD, PAD))
+    padded = F.pad(images, (PAD, PAD, PAD, PAD)).reshape(n, c, -1)
     ar_h = torch.arange(h, device=images.device)
     ar_w = torch.arange(w, device=images.device)
     rows = dy[:, None] + ar_h  # (n, h)
     cols = dx[:, None] + torch.where(flip[:, None], (w - 1) - ar_w, ar_w)  # (n, w)
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    chan = torch.arange(c, device=images.device)[None, :, None, None]
-    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+    index = (rows[:, :, None] * (w + 2 * PAD) + cols[:, None, :]).reshape(n, 1, h * w)
+    return padded.gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
 
 
 class DeviceLoader:
