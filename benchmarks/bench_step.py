@@ -3,8 +3,8 @@
 Four variants per depth, interleaved in one loop; one sample = `--steps` training steps:
 - sdnet-base / sdnet-sd: exactly the trainer's code path, `sdnet.train.run_epoch` over a
   DeviceLoader holding `steps` batches (on-device crop+flip, gated model, SGD, the epoch's one
-  sync), with the trainer's own model/optimizer builders and device settings (bf16 autocast and
-  channels_last on CUDA, plain float32 NCHW on CPU).
+  sync), with the trainer's own model/optimizer builders and device settings (channels_last; bf16
+  autocast on CUDA; `--no-channels-last` for NCHW).
 - ref-base / ref-sd: the conventional recipe of benchmarks/reference.py (DataLoader over PIL
   images, torchvision StochasticDepth computing every branch), a full step with its data loading.
 
@@ -58,9 +58,7 @@ class SdnetVariant:
         self.device = torch.device(args.device)
         self.model = train.build_model(self.config, self.device)
         self.optimizer, _ = train.build_optimizer(self.model, self.config)
-        channels_last = train.use_channels_last(self.config, self.device) or args.cpu_channels_last
-        if args.cpu_channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        channels_last = train.use_channels_last(self.config, self.device)
         self.loader = data.DeviceLoader(images, labels, batch_size=args.batch_size,
                                         device=self.device, mean=MEAN, std=STD, augment=True,
                                         shuffle=True, seed=0, channels_last=channels_last)
@@ -204,9 +202,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-size", type=int, default=None,
                    help="images in the reference's data set (default 45000)")
     p.add_argument("--no-amp", action="store_true", help="sdnet on CUDA without bf16 autocast")
-    p.add_argument("--no-channels-last", action="store_true", help="sdnet on CUDA in NCHW")
-    p.add_argument("--cpu-channels-last", action="store_true",
-                   help="experiment: sdnet channels_last on CPU too (the trainer does not)")
+    p.add_argument("--no-channels-last", action="store_true", help="sdnet in NCHW")
     args = p.parse_args(argv)
     quick = args.quick
     defaults = {"depths": [20] if quick else [20, 56, 110], "batch_size": 16 if quick else 128,

@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.steps = min(args.steps, 2)
     # SdnetVariant reads these bench_step flags
-    args.no_amp = args.no_channels_last = args.cpu_channels_last = False
+    args.no_amp = args.no_channels_last = False
     return args
 
 
