@@ -199,6 +199,36 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_status_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status", help="where the grid stands: every run's state, epochs, errors, ETA",
+        description="Reads the run folders only (no torch): done, running (with ETA), "
+        "interrupted, stale (settings differ from the config) or not started, then totals. "
+        "Without --results it lists the grid of config.yaml (+ --configfile files, merged as "
+        "Snakemake merges them), run from the repository root.")
+    p.add_argument("--configfile", type=Path, nargs="+", default=[],
+                   help="config files merged over config.yaml, as given to snakemake")
+    p.add_argument("--results", type=Path, default=None,
+                   help="list the run folders under this folder instead of the config's grid")
+    p.add_argument("--json", action="store_true", help="a JSON list, one object per run")
+    p.set_defaults(func=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from sdnet import status
+
+    if args.results is not None:
+        rows = status.folder_rows(args.results)
+    else:
+        base = Path("config.yaml")
+        if not base.is_file():
+            raise SdnetError("no config.yaml here: run `sdnet status` in the repository root, "
+                             "or pass --results DIR to list the run folders under DIR")
+        rows = status.grid_rows([base, *args.configfile])
+    print(status.as_json(rows) if args.json else status.render(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdnet",
@@ -209,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_data_parser(sub)
     _add_report_parser(sub)
+    _add_status_parser(sub)
     return parser
 
 

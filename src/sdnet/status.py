@@ -1,0 +1,196 @@
+"""`sdnet status`: where a grid stands, read from its run folders (torch-free, pandas-free).
+
+A grid runs for days; this is the one look at all of it: which runs are done, which train now and
+when they will end, which were interrupted or no longer match the config. The config -> runs
+expansion is `sdnet.grid`'s (the one the workflow uses), the meaning of a run folder's files is
+`sdnet.runfolder`'s; this module only joins the two and lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sdnet import runfolder
+from sdnet.errors import SdnetError
+
+STATES = ("done", "running", "interrupted", "stale", "not started")
+# A run folder as the workflow lays it out: <dataset>/resnet<depth>/<variant>/seed<seed>.
+_FOLDER = re.compile(r"(?P<dataset>[^/]+)/resnet(?P<depth>\d+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)$")
+
+
+@dataclass
+class RunRow:
+    """One line of the view (and one object of `--json`)."""
+
+    dataset: str
+    depth: int
+    variant: str
+    seed: int
+    state: str
+    epochs_done: int
+    epochs: int | None
+    best_val_error: float | None
+    test_error: float | None
+    eta_seconds: float | None
+    train_seconds: float
+    folder: str
+    holder: dict | None = None
+    mismatch: list[str] = field(default_factory=list)
+
+    @property
+    def epoch_seconds(self) -> float | None:
+        """Mean training seconds per epoch so far (None before the first epoch)."""
+        return self.train_seconds / self.epochs_done if self.epochs_done else None
+
+
+def _row(folder: Path, dataset: str, depth: int, variant: str, seed: int,
+         expected: dict | None, epochs: int | None, now: float) -> RunRow:
+    status = runfolder.run_status(folder, expected=expected, now=now)
+    return RunRow(dataset=dataset, depth=int(depth), variant=variant, seed=int(seed),
+                  state=status.state, epochs_done=status.epochs_done,
+                  epochs=status.epochs if status.epochs is not None else epochs,
+                  best_val_error=status.best_val_error, test_error=status.test_error,
+                  eta_seconds=status.eta_seconds if status.state == "running" else None,
+                  train_seconds=status.train_seconds, folder=str(folder), holder=status.holder,
+                  mismatch=list(status.mismatch))
+
+
+def grid_rows(configfiles: Sequence[str | Path], now: float | None = None) -> list[RunRow]:
+    """Every run of the grid the config files describe, merged the way Snakemake merges them."""
+    from sdnet import grid
+
+    cfg = grid.load_config(configfiles)
+    results = Path(cfg["results_dir"])
+    now = time.time() if now is None else now
+    return [_row(results / run.folder, run.dataset, run.depth, run.variant, run.seed,
+                 run.settings, run.settings.get("epochs"), now)
+            for run in grid.runs(cfg)]
+
+
+def _run_folders(root: Path) -> Iterable[tuple[Path, dict[str, str]]]:
+    """Run folders under `root` (results/, results/runs/ or any folder above run folders)."""
+    for dirpath, dirnames, _ in os.walk(root):
+        match = _FOLDER.search(Path(dirpath).as_posix())
+        if match:
+            dirnames.clear()  # a run folder holds no run folders
+            yield Path(dirpath), match.groupdict()
+    # os.walk's order depends on the file system: callers sort.
+
+
+def folder_rows(results: str | Path, now: float | None = None) -> list[RunRow]:
+    """Every run folder under `results`, without a config (so nothing can be called stale)."""
+    root = Path(results)
+    if not root.is_dir():
+        raise SdnetError(f"{root} is not a folder (--results wants the folder holding run folders)")
+    now = time.time() if now is None else now
+    rows = [_row(folder, key["dataset"], int(key["depth"]), key["variant"], int(key["seed"]),
+                 None, None, now)
+            for folder, key in _run_folders(root)]
+    return sorted(rows, key=lambda r: (r.dataset, r.depth, r.variant, r.seed))
+
+
+# ----------------------------------------------------------------------------- totals
+
+
+def _similar_epoch_seconds(rows: Sequence[RunRow]) -> dict[tuple, float]:
+    """Mean seconds per epoch by (dataset, depth, variant) and by (dataset, depth)."""
+    sums: dict[tuple, list[float]] = {}
+    for row in rows:
+        if row.epochs_done and row.state != "stale":
+            for key in ((row.dataset, row.depth, row.variant), (row.dataset, row.depth)):
+                total = sums.setdefault(key, [0.0, 0])
+                total[0] += row.train_seconds
+                total[1] += row.epochs_done
+    return {key: seconds / epochs for key, (seconds, epochs) in sums.items() if epochs}
+
+
+def seconds_left(row: RunRow, similar: dict[tuple, float]) -> float | None:
+    """Training seconds this run still needs: its own pace, else that of runs like it."""
+    if row.state == "done":
+        return 0.0
+    if row.epochs is None:
+        return None
+    done = 0 if row.state == "stale" else row.epochs_done  # a stale run starts over
+    pace = row.epoch_seconds if row.state != "stale" else None
+    pace = pace or similar.get((row.dataset, row.depth, row.variant)) \
+        or similar.get((row.dataset, row.depth))
+    return None if pace is None else pace * max(row.epochs - done, 0)
+
+
+@dataclass
+class Totals:
+    states: dict[str, int]
+    hours_spent: float
+    hours_left: float
+    unestimated: int  # runs whose remaining time nothing tells yet
+
+
+def totals(rows: Sequence[RunRow]) -> Totals:
+    similar = _similar_epoch_seconds(rows)
+    left = [seconds_left(row, similar) for row in rows]
+    counts = Counter(row.state for row in rows)
+    return Totals(states={state: counts[state] for state in STATES if counts[state]},
+                  hours_spent=sum(row.train_seconds for row in rows) / 3600,
+                  hours_left=sum(s for s in left if s is not None) / 3600,
+                  unestimated=sum(s is None for s in left))
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _state_text(row: RunRow) -> str:
+    if row.state == "running" and row.holder:
+        return f"running ({row.holder.get('host')}:{row.holder.get('pid')})"
+    return row.state
+
+
+def render(rows: Sequence[RunRow]) -> str:
+    """The human view: one line per run, then the totals."""
+    from tabulate import tabulate
+
+    header = ["data set", "network", "variant", "seed", "state", "epochs", "best val %",
+              "test %", "ETA"]
+    body = [[row.dataset, f"resnet{row.depth}", row.variant, row.seed, _state_text(row),
+             f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}",
+             _pct(row.best_val_error), _pct(row.test_error), _duration(row.eta_seconds)]
+            for row in rows]
+    lines = [tabulate(body, header, tablefmt="simple", disable_numparse=True)] if rows else [
+        "no runs"]
+    stale = [row for row in rows if row.mismatch]
+    for row in stale[:5]:
+        lines.append(f"stale: {row.folder}: {', '.join(row.mismatch)}")
+    if len(stale) > 5:
+        lines.append(f"stale: ... and {len(stale) - 5} more")
+    summary = totals(rows)
+    states = ", ".join(f"{count} {state}" for state, count in summary.states.items())
+    left = f"{summary.hours_left:.1f} h"
+    if summary.unestimated:
+        left += f" (+ {summary.unestimated} runs not yet estimable)"
+    lines.append(f"{len(rows)} runs: {states or 'none'}; training {summary.hours_spent:.1f} h "
+                 f"spent, about {left} left")
+    return "\n".join(lines)
+
+
+def as_json(rows: Sequence[RunRow]) -> str:
+    """`--json`: a list with one object per run (eta_seconds null unless running)."""
+    return json.dumps([asdict(row) for row in rows], indent=2)
