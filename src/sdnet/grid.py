@@ -1,0 +1,482 @@
+"""Config -> runs: load and merge config files, validate them, the settings cascade, sweeps.
+
+One implementation for every caller: `workflow/rules/common.smk` (at parse time, on every
+`snakemake` call) and `sdnet status`. Torch-free and pandas-free on purpose: it imports only
+yaml, jsonschema and the torch-free `sdnet.spec`.
+
+The settings cascade (most specific wins; lists such as `milestones` are replaced whole):
+
+    train:                      shared by every run
+    datasets.<ds>.train:        per data set        (SVHN's 50-epoch schedule)
+    networks.resnet<depth>:     per network         (ResNet-1202's warm-up schedule)
+    variants.<name>:            per variant         (survival rule, p_L, anything else)
+
+`augment: null` resolves to the data set's default (`sdnet.spec.dataset_spec(ds).augment`), so
+a dry run shows `--augment` / `--no-augment` explicitly.
+
+The grid: `experiment.datasets x depths x variants x seeds`, where `experiment.per_dataset.<ds>`
+may replace `depths`, `variants` or `seeds` for one data set (Table 1 trains SVHN at depth 152,
+the CIFAR sets at 110). A variant with `sweep: {key: [v1, v2, ...], ...}` is expanded into one
+variant per value (several keys: their product, keys in sorted order) named
+`<variant>-<key><value>[-<key><value>...]`, e.g. `linear-p_last0.1`; `experiment.variants`
+lists the unexpanded name.
+
+The schema: `schema=None` means the checkout's `workflow/schemas/config.schema.yaml`, looked up
+(1) beside this package in a source checkout (`src/sdnet/grid.py` -> `../../workflow/...`, the
+editable install), then (2) in the current directory and its parents (the repository root a
+user runs `sdnet status` from).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import itertools
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from sdnet import spec
+from sdnet.errors import SdnetError
+
+SCHEMA_RELPATH = "workflow/schemas/config.schema.yaml"
+# A variant name (and so a run folder's path component and the Snakemake wildcard).
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+URL_SCHEMES = ("http", "https", "file")
+Warn = Callable[[str], None]
+
+
+class ConfigError(SdnetError, ValueError):
+    """A config mistake, in one line that says where (e.g. "train.lr: 'fast' is not ...")."""
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Snakemake's --configfile merge: dicts key by key (recursively), anything else replaced.
+
+    Returns a new dict; neither argument is changed.
+    """
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys, "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def find_schema() -> Path:
+    """The checkout's config schema (see the module docstring for where it is looked up)."""
+    candidates = [Path(__file__).resolve().parents[2] / SCHEMA_RELPATH]
+    here = Path.cwd().resolve()
+    candidates += [folder / SCHEMA_RELPATH for folder in (here, *here.parents)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"cannot find {SCHEMA_RELPATH}: run from the repository root")
+
+
+def load_config(paths: Sequence[str | Path], schema: str | Path | None = None, *,
+                warn: Warn | None = None) -> dict:
+    """Read YAML files in order, merge them as Snakemake does, validate and check (defaults
+    filled in). `warn` receives each warning line (default: printed to stderr)."""
+    if not paths:
+        raise ConfigError("no config file given")
+    cfg: dict = {}
+    for path in paths:
+        cfg = merge(cfg, _read_yaml(Path(path)))
+    try:
+        return validate(cfg, schema, warn=warn)
+    except ConfigError as err:
+        names = " + ".join(str(p) for p in paths)
+        raise ConfigError(f"invalid config ({names}): {err}") from None
+
+
+# ----------------------------------------------------------------------------- the schema
+
+
+@functools.lru_cache(maxsize=8)
+def _schema(path: str) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read the config schema {path}: {err}") from None
+
+
+def _load_schema(schema: str | Path | dict | None) -> dict:
+    if isinstance(schema, dict):
+        return schema
+    return _schema(str(Path(schema).resolve() if schema is not None else find_schema()))
+
+
+def _default_filling_validator(schema: dict) -> Any:
+    """A Draft 2020-12 validator that also fills in `default`s (the jsonschema FAQ recipe that
+    Snakemake's own `validate` uses), so both callers see the same defaults."""
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, properties, instance, subschema)
+
+    filling = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return filling(schema)
+
+
+def _where(path: Iterable[Any]) -> str:
+    """'train.lr', 'experiment.depths[1]' ... for a path of keys and indices."""
+    where = ""
+    for part in path:
+        where += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return where.lstrip(".") or "top level"
+
+
+def _schema_keys(node: Any, keys: set[str]) -> set[str]:
+    """Every property name the schema knows, for 'did you mean' hints."""
+    if isinstance(node, dict):
+        keys.update(node.get("properties", {}))
+        for value in node.values():
+            _schema_keys(value, keys)
+    elif isinstance(node, list):
+        for value in node:
+            _schema_keys(value, keys)
+    return keys
+
+
+def _unknown_keys(where: str, unknown: Sequence[str], known: Iterable[str]) -> str:
+    known = list(known)
+    hints = [m for key in unknown for m in difflib.get_close_matches(key, known, n=1)]
+    hint = f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
+    return f"{where}: unknown key {', '.join(repr(k) for k in unknown)}{hint}"
+
+
+def _schema_message(error: Any, schema: dict, prefix: Sequence[Any] = ()) -> str:
+    """Where and what, in words; unknown keys get a 'did you mean' hint."""
+    where = _where([*prefix, *error.absolute_path])
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        unknown = re.findall(r"'([^']*)'", error.message.split("(", 1)[-1])
+        return _unknown_keys(where, unknown, _schema_keys(schema, set()))
+    if error.validator == "propertyNames":
+        return f"{where}: key {error.instance!r}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+def validate(cfg: dict, schema: str | Path | dict | None = None, *,
+             warn: Warn | None = None) -> dict:
+    """Validate `cfg` against the schema (filling in its defaults, in place), then the checks
+    JSON schema cannot express (see `check`); return `cfg`. Raises ConfigError."""
+    schema_doc = _load_schema(schema)
+    error = next(iter(_default_filling_validator(schema_doc).iter_errors(cfg)), None)
+    if error is not None:
+        raise ConfigError(_schema_message(error, schema_doc))
+    for message in check(cfg, schema_doc):
+        (warn or _print_warning)(message)
+    return cfg
+
+
+def _print_warning(message: str) -> None:
+    print(f"sdnet: warning: {message}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def _setting_keys(schema: dict) -> set[str]:
+    """What a variant (and so a sweep) may set: survival settings + training settings."""
+    defs = schema["$defs"]
+    return set(defs["survival_settings"]["properties"]) | set(defs["train_settings"]["properties"])
+
+
+def _name_part(value: Any) -> str:
+    """A sweep value as part of a variant name: 0.1 -> '0.1', [30, 35] -> '30_35', true -> 'true'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "_".join(_name_part(v) for v in value) or "none"
+    return str(value)
+
+
+def _expand(name: str, entry: dict) -> list[tuple[str, dict]]:
+    """One variant's expansion: [(name, settings)], the settings without `sweep`."""
+    base = {k: v for k, v in entry.items() if k != "sweep"}
+    sweep = entry.get("sweep") or {}
+    if not sweep:
+        return [(name, base)]
+    keys = sorted(sweep)
+    out = []
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        expanded = "-".join([name, *(f"{k}{_name_part(v)}" for k, v in zip(keys, values))])
+        out.append((expanded, {**base, **dict(zip(keys, values))}))
+    return out
+
+
+def expand_variant(cfg: dict, name: str) -> list[str]:
+    """The run variants a defined variant stands for (itself, or its sweep's expansions)."""
+    return [expanded for expanded, _ in _expand(name, cfg["variants"][name])]
+
+
+def variants(cfg: dict) -> dict[str, dict]:
+    """Every defined variant after sweep expansion: name -> its settings (no `sweep` key).
+    Raises ConfigError for a name that is not a valid path component or that two variants
+    share (an expansion clashing with another expansion or with a defined variant)."""
+    out: dict[str, dict] = {}
+    source: dict[str, str] = {}
+    for name, entry in cfg["variants"].items():
+        for expanded, settings in _expand(name, entry or {}):
+            if not re.fullmatch(NAME_PATTERN, expanded):
+                raise ConfigError(f"variants.{name}.sweep: the variant name {expanded!r} is not "
+                                  f"a valid folder name (letters, digits, '_', '.', '-')")
+            if expanded in out:
+                raise ConfigError(f"variants.{name}: the variant name {expanded!r} is also made "
+                                  f"by variants.{source[expanded]}; rename one")
+            out[expanded] = settings
+            source[expanded] = name
+    return out
+
+
+def _check_sweeps(cfg: dict, schema: dict) -> None:
+    """Unknown sweep keys and out-of-range sweep values, one line each (duplicates and empty
+    lists are the schema's)."""
+    from jsonschema import Draft202012Validator
+
+    known = _setting_keys(schema)
+    variant_schema = {**schema["$defs"]["variant"], "$defs": schema["$defs"]}
+    checker = Draft202012Validator(variant_schema)
+    for name, entry in cfg["variants"].items():
+        sweep = (entry or {}).get("sweep") or {}
+        unknown = sorted(set(sweep) - known)
+        if unknown:
+            raise ConfigError(_unknown_keys(f"variants.{name}.sweep", unknown, known))
+        base = {k: v for k, v in entry.items() if k != "sweep"}
+        for key, values in sweep.items():
+            for i, value in enumerate(values):
+                error = next(iter(checker.iter_errors({**base, key: value})), None)
+                if error is not None:
+                    raise ConfigError(f"variants.{name}.sweep.{key}[{i}]: {error.message}")
+    variants(cfg)
+
+
+# ----------------------------------------------------------------------------- the cascade
+
+
+def run_settings(cfg: dict, dataset: str, depth: int | str, variant: str,
+                 seed: int | str) -> dict:
+    """Every `sdnet train` setting of one run (TrainConfig field names): train < data set <
+    network < variant, most specific wins; `augment: null` -> the data set's default."""
+    try:
+        variant_settings = variants(cfg)[variant]
+    except KeyError:
+        raise ConfigError(f"no variant {variant!r} (defined, after sweeps: "
+                          f"{', '.join(variants(cfg)) or 'none'})") from None
+    settings = {
+        **cfg["train"],
+        **(cfg["datasets"].get(dataset, {}).get("train") or {}),
+        **((cfg.get("networks") or {}).get(f"resnet{int(depth)}") or {}),
+        **variant_settings,
+        "dataset": dataset,
+        "depth": int(depth),
+        "variant": variant,
+        "seed": int(seed),
+    }
+    if settings.get("augment") is None:
+        settings["augment"] = spec.dataset_spec(dataset).augment
+    return settings
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the grid."""
+
+    dataset: str
+    depth: int
+    variant: str
+    seed: int
+    settings: dict = field(hash=False, compare=False, repr=False)
+
+    @property
+    def folder(self) -> str:
+        """The run folder, relative to results_dir."""
+        return f"runs/{self.dataset}/resnet{self.depth}/{self.variant}/seed{self.seed}"
+
+    @property
+    def wildcards(self) -> dict:
+        """The Snakemake wildcards of its train_run job."""
+        return {"dataset": self.dataset, "depth": self.depth, "variant": self.variant,
+                "seed": self.seed}
+
+
+def grid_axes(cfg: dict, dataset: str) -> tuple[list[int], list[str], list[int]]:
+    """(depths, expanded variants, seeds) of one data set of the experiment."""
+    experiment = cfg["experiment"]
+    own = (experiment.get("per_dataset") or {}).get(dataset) or {}
+    depths = own.get("depths", experiment["depths"])
+    names = own.get("variants", experiment["variants"])
+    seeds = own.get("seeds", experiment["seeds"])
+    expanded = [v for name in names for v in expand_variant(cfg, name)]
+    return [int(d) for d in depths], expanded, [int(s) for s in seeds]
+
+
+def runs(cfg: dict) -> list[Run]:
+    """THE config -> runs expansion, in a stable order: data set, depth, variant, seed as listed
+    in `experiment` (a sweep's expansions in their product order)."""
+    out = []
+    for dataset in cfg["experiment"]["datasets"]:
+        depths, names, seeds = grid_axes(cfg, dataset)
+        for depth in depths:
+            for variant in names:
+                for seed in seeds:
+                    out.append(Run(dataset, depth, variant, seed,
+                                   run_settings(cfg, dataset, depth, variant, seed)))
+    return out
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check(cfg: dict, schema: dict | None = None) -> list[str]:
+    """The checks JSON schema cannot express; raises ConfigError, returns warning lines."""
+    schema = _load_schema(schema)
+    _check_references(cfg)
+    _check_sweeps(cfg, schema)
+    for name, entry in cfg["datasets"].items():
+        _check_source(name, entry)
+    for key, entry in (cfg.get("networks") or {}).items():
+        try:
+            spec.resolve_arch(int(key.removeprefix("resnet")), (entry or {}).get("arch"))
+        except spec.SpecError as err:
+            raise ConfigError(f"networks.{key}: {err}") from None
+    return _check_runs(cfg)
+
+
+def _check_references(cfg: dict) -> None:
+    """Every grid entry names a defined variant and a data set with an entry."""
+    experiment = cfg["experiment"]
+    defined = cfg["variants"]
+    per_dataset = experiment.get("per_dataset") or {}
+    lists = [("experiment.variants", experiment["variants"])]
+    lists += [(f"experiment.per_dataset.{ds}.variants", own["variants"])
+              for ds, own in per_dataset.items() if own and "variants" in own]
+    for where, names in lists:
+        for name in names:
+            if name not in defined:
+                raise ConfigError(f"{where} lists {name!r}, which is not defined under variants "
+                                  f"(defined: {', '.join(sorted(defined)) or 'none'})")
+    for name in experiment["datasets"]:
+        try:
+            spec.check_dataset(name)
+        except spec.SpecError as err:
+            raise ConfigError(f"experiment.datasets: {err}") from None
+        if name not in cfg["datasets"]:
+            raise ConfigError(f"experiment.datasets lists {name!r}, which has no entry under "
+                              "datasets")
+
+
+def _check_url(where: str, url: str | None) -> None:
+    if not url:
+        return
+    scheme = urlsplit(str(url)).scheme.lower()
+    if len(scheme) > 1 and scheme not in URL_SCHEMES:  # one letter: a Windows drive, a path
+        raise ConfigError(f"{where}: unknown URL scheme {scheme!r} in {url!r}; use http(s)://, "
+                          "file:// or a plain path")
+
+
+def _fake_images_per_class(name: str, fake: dict) -> int:
+    """Training images per class a `fake:` entry makes (the fake's own default if unset)."""
+    if "per_class" in fake:
+        return int(fake["per_class"])
+    from sdnet.data import fake as fakes  # only for a fake without per_class: numpy is heavy
+
+    return int(fakes.DEFAULT_PER_CLASS[name][0])
+
+
+def _check_source(name: str, entry: dict) -> None:
+    """URL scheme, and a validation split that fits the data set (real or fake)."""
+    where = f"datasets.{name}"
+    _check_url(f"{where}.url", entry.get("url"))
+    facts = spec.dataset_spec(name)
+    fake = entry.get("fake")
+    val_size = entry.get("val_size")
+    if val_size is not None and facts.max_val_size is not None:
+        if fake is not None:
+            images = _fake_images_per_class(name, fake) * facts.num_classes
+            # A held-out split must leave training images; CINIC-10's comes from its valid split.
+            limit = images if name == "cinic10" else images - 1
+            what = f"its fake (fake.per_class gives {images} images to take it from)"
+        else:
+            limit, what = facts.max_val_size, facts.title
+        if val_size > limit:
+            raise ConfigError(f"{where}.val_size: {val_size} does not fit {what}; at most {limit}")
+    per_class = entry.get("val_per_class")
+    if per_class and fake is not None:
+        images = _fake_images_per_class(name, fake)
+        for split, count in per_class.items():
+            if count > images:
+                raise ConfigError(f"{where}.val_per_class.{split}: {count} is more than the "
+                                  f"{images} images per class of its fake (fake.per_class)")
+
+
+def _check_runs(cfg: dict) -> list[str]:
+    """Per (data set, depth, variant): a network for the depth, a valid rule and p_L; warnings
+    for milestones the schedule never reaches (legitimate in a short run, so not refused)."""
+    late: dict[tuple, list[str]] = {}
+    for dataset in cfg["experiment"]["datasets"]:
+        depths, names, _ = grid_axes(cfg, dataset)
+        for depth in depths:
+            for variant in names:
+                settings = run_settings(cfg, dataset, depth, variant, 0)
+                try:
+                    spec.check_survival(settings["survival"], settings["p_last"])
+                except spec.SpecError as err:
+                    raise ConfigError(f"variants.{variant}: {err}") from None
+                try:
+                    spec.resolve_arch(depth, settings.get("arch"))
+                except spec.SpecError as err:
+                    raise ConfigError(f"experiment.depths: {err}") from None
+                epochs = settings["epochs"]
+                never = [m for m in settings.get("milestones") or [] if m >= epochs]
+                if never:
+                    key = (tuple(never), epochs)
+                    late.setdefault(key, []).append(f"{dataset}/resnet{depth}/{variant}")
+    return [f"milestones {', '.join(map(str, never))} are at or past the last epoch ({epochs}) "
+            f"of {_some(where)}: the learning rate never drops there"
+            for (never, epochs), where in late.items()]
+
+
+def _some(items: list[str], shown: int = 3) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
