@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdnet import cli, gpus, spec, train
+from sdnet import cli, events, gpus, spec, train
 from sdnet.data import fake_prepared
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
@@ -27,6 +27,9 @@ EPOCHS = 3
 # Settings that make ResNet-8 learn the fake classes reliably within 3 short epochs.
 QUICK = ["--dataset", "cifar10", "--depth", "8", "--epochs", str(EPOCHS), "--batch-size", "32",
          "--lr", "0.05", "--milestones", "2", "--limit-train", "256", "--seed", "1"]
+# A finished run folder: no checkpoint left; event files only with tensorboard installed.
+FINISHED_FILES = sorted(["metrics.csv", "model.pt", "run.json", "summary.json", "train.lock"]
+                        + (["tensorboard"] if events.summary_writer_class() else []))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -81,7 +84,7 @@ def finished_run(data_dir: Path, tmp_path_factory) -> tuple[Path, dict]:
 
 def test_run_writes_outputs_and_learns(finished_run):
     out, summary = finished_run
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "model.pt", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == FINISHED_FILES
     rows = read_metrics(out)
     assert list(rows[0]) == list(spec.METRICS_COLUMNS)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -177,7 +180,7 @@ def test_sigkill_then_resume_gives_identical_metrics(finished_run, data_dir, tmp
     assert cli.main(["train", "--data", str(data_dir), *QUICK, "--out", str(out)]) == 0
     assert f"resuming from checkpoint at epoch {done}" in capsys.readouterr().err
     assert without_time(read_metrics(out)) == without_time(read_metrics(full))
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "model.pt", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == FINISHED_FILES
 
 
 class Stop(Exception):

@@ -64,8 +64,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit-train", type=_positive_int, default=None,
                    help="use only the first N training images (quick runs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="pad-4 random crop + horizontal flip of the training images (default: the "
+                   "data set's: on for the CIFAR sets and CINIC-10, off for SVHN)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                   help="bf16 autocast on CUDA (ignored on CPU)")
+                   help="bf16 autocast on CUDA and on CPUs with native bf16 (avx512_bf16/AMX); "
+                   "elsewhere float32")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory format for model and inputs (faster on CUDA and on CPU)")
     p.add_argument("--out", type=Path, required=True, help="run folder")

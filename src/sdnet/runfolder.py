@@ -27,7 +27,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,13 +48,6 @@ HEARTBEAT_SECONDS = 60.0
 FRESH_FLOOR_SECONDS = 600.0
 _LOCK_WAIT_SECONDS = 1.0  # a status probe holds a shared lock for microseconds
 _INT_COLUMNS = ("epoch",)
-
-__all__ = [
-    "CHECKPOINT", "EVENTS_DIR", "LOCK", "METRICS", "MODEL", "RUN_INFO", "SUMMARY",
-    "RunBusyError", "RunLock", "RunState", "RunStatus", "lock_holder", "read_metrics",
-    "read_run_info", "read_summary", "run_status", "settings_mismatch", "write_metrics",
-    "write_run_info", "write_summary",
-]
 
 
 class RunBusyError(SdnetError):
@@ -403,9 +396,35 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
 
 
 def is_no_space(err: BaseException) -> bool:
-    """ENOSPC, also as torch's `RuntimeError ... inline_container.cc ... file write failed`."""
+    """ENOSPC (or a full quota), also as torch's `RuntimeError ... inline_container.cc ... file
+    write failed`, which torch.save raises when its writes fail."""
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(err)
     return isinstance(err, RuntimeError) and (
         "No space left" in text or ("inline_container" in text and "write failed" in text))
+
+
+class DiskFullError(SdnetError):
+    """The disk filled up while the trainer wrote a run-folder file; nothing finished is lost."""
+
+
+@contextlib.contextmanager
+def no_space_guard(path: Path, checkpoint_epoch: int | None) -> Iterator[None]:
+    """Turn a full disk while writing `path` into one line saying what is safe and what to do.
+
+    The writers are atomic (temp file + os.replace), so the failed write has already removed its
+    temp file and left the previous version of `path` (and of checkpoint.pt) as it was.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if not is_no_space(err):
+            raise
+        if checkpoint_epoch:
+            safe = (f"the previous checkpoint (epoch {checkpoint_epoch}) is intact; free some "
+                    "space and run the same command again: it resumes from there")
+        else:
+            safe = ("no epoch had been checkpointed yet; free some space and run the same "
+                    "command again")
+        raise DiskFullError(f"no space left on device while writing {path}; {safe}") from None

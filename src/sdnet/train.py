@@ -1,4 +1,4 @@
-"""One training run: loop, checkpoint/resume, metrics (contract: docs/DESIGN.md, `sdnet.train`).
+"""One training run: the loop (contract: docs/DESIGN.md, `sdnet.train`).
 
 Design notes (why the loop looks the way it does):
 - No host-device sync inside an epoch: loss sum, error count and a "first non-finite step" marker
@@ -6,31 +6,29 @@ Design notes (why the loop looks the way it does):
   stochastic-depth gates never sync either (gates come from a CPU generator).
 - Resume is exact: loader batches depend only on (seed, epoch), and every other piece of state
   (weights, optimizer, scheduler, all RNGs, the gate generator, metrics history, best-so-far) is in
-  `checkpoint.pt`, written atomically after every epoch. On CPU a resumed run writes the same
-  metrics.csv as an uninterrupted one (apart from `epoch_seconds`).
+  `checkpoint.pt` (`sdnet.checkpoint`), written atomically after every epoch. On CPU a resumed run
+  writes the same metrics.csv as an uninterrupted one (apart from `epoch_seconds`), bf16 or not.
+- One trainer per run folder: `train()` holds `sdnet.runfolder.RunLock` for the whole run.
 - `epoch_seconds` times the training pass only (what stochastic depth speeds up); evaluation is
   timed separately in the log line and counts towards the ETA.
+
+Below this module: `settings` (TrainConfig, fingerprint), `device` (device, bf16), `checkpoint`,
+`runfolder` (file names, lock, metrics/summary writers), `events` (TensorBoard).
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import csv
-import dataclasses
-import hashlib
 import importlib.metadata
-import io
-import json
 import math
-import os
 import platform
 import random
-import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,49 +38,25 @@ import torch.nn.functional as F
 from torch import nn
 
 import sdnet
-from sdnet import gpus, spec
+from sdnet import checkpoint, runfolder
+from sdnet import device as devices
+from sdnet.checkpoint import checkpoint_path, load_checkpoint, read_checkpoint, save_checkpoint
+from sdnet.device import device_name, peak_memory_mb, resolve_device
 from sdnet.errors import SdnetError
-from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
-from sdnet.spec import METRICS_COLUMNS
+from sdnet.events import EpochEvents
+from sdnet.runfolder import MODEL, RUN_INFO, SUMMARY, RunLock, RunState, no_space_guard
+from sdnet.settings import (
+    TrainConfig,
+    check_config,
+    default_augment,
+    describe_mismatch,
+    fingerprint,
+    settings_of,
+)
 
-CHECKPOINT_FORMAT = 1
-# Settings that never change what a run computes: left out of the fingerprint (device too,
-# so a run may resume on another card) and, except device, out of summary["settings"].
-NOT_SETTINGS = ("out", "restart", "on_mismatch", "log_every")
-NOT_FINGERPRINTED = NOT_SETTINGS + ("device",)
+__all__ = ["TrainConfig", "check_config", "fingerprint", "resolve_device", "settings_of", "train"]
+
 EVAL_BATCH = {"cuda": 1024, "cpu": 500}
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of one run; field names are the `sdnet train` flag names."""
-
-    data: Path
-    dataset: str
-    depth: int
-    out: Path
-    arch: str | None = None
-    shortcut: str = "A"
-    survival: str = "linear"
-    p_last: float = 0.5
-    variant: str | None = None
-    seed: int = 0
-    epochs: int = 500
-    batch_size: int = 128
-    lr: float = 0.1
-    milestones: list[int] = field(default_factory=lambda: [250, 375])
-    gamma: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = True
-    warmup_epochs: int = 0
-    limit_train: int | None = None
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    restart: bool = False
-    on_mismatch: str = "error"
-    log_every: int = 0
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -93,137 +67,29 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save through a temp file + os.replace, so a kill never leaves a torn file."""
-    with atomic_open(path, "wb") as handle:
-        torch.save(obj, handle)
-
-
 def _fmt_minutes(seconds: float) -> str:
     seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-# ----------------------------------------------------------------------------- settings
-
-
-def check_config(config: TrainConfig) -> TrainConfig:
-    """Validate settings up front (one clear SdnetError each) and normalise types."""
-    config = dataclasses.replace(config, data=Path(config.data), out=Path(config.out),
-                                 milestones=sorted(int(m) for m in config.milestones))
-    spec.check_dataset(config.dataset)
-    spec.resolve_arch(config.depth, config.arch)
-    spec.check_survival(config.survival, config.p_last)
-    positive = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr}
-    for name, value in positive.items():
-        if not value > 0:
-            raise SdnetError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if config.limit_train is not None and config.limit_train < 1:
-        raise SdnetError(f"--limit-train must be positive, got {config.limit_train}")
-    if config.warmup_epochs < 0 or config.log_every < 0:
-        raise SdnetError("--warmup-epochs and --log-every must be >= 0")
-    if config.weight_decay < 0 or config.momentum < 0 or config.gamma <= 0:
-        raise SdnetError("--weight-decay and --momentum must be >= 0, --gamma > 0")
-    if config.nesterov and config.momentum == 0:
-        raise SdnetError("Nesterov momentum needs --momentum > 0 (or pass --no-nesterov)")
-    if config.shortcut not in ("A", "B"):
-        raise SdnetError(f"--shortcut must be A or B, got {config.shortcut!r}")
-    if config.on_mismatch not in ("error", "restart"):
-        raise SdnetError(f"--on-mismatch must be error or restart, got {config.on_mismatch!r}")
-    return config
-
-
-def settings_of(config: TrainConfig) -> dict:
-    """summary.json "settings": every field but out/restart/on_mismatch/log_every, JSON-ready."""
-    settings = {}
-    for key, value in dataclasses.asdict(config).items():
-        if key not in NOT_SETTINGS:
-            settings[key] = str(value) if isinstance(value, Path) else value
-    settings["arch"] = spec.resolve_arch(config.depth, config.arch)
-    return settings
-
-
-def fingerprint(settings: dict, meta: dict) -> str:
-    """Hash of everything that changes results. The data enter by content (meta.json: md5 of the
-    source archive, split, counts), not by path, so a moved data folder still resumes."""
-    kept = {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED and k != "data"}
-    kept["data_meta"] = meta
-    text = json.dumps(kept, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def describe_mismatch(old: dict, new: dict) -> str:
-    """'lr 0.1 -> 0.05, seed 0 -> 1': what differs between two settings dicts."""
-    keys = sorted((set(old) | set(new)) - set(NOT_FINGERPRINTED) - {"data"})
-    diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
-    return ", ".join(diffs) or "the prepared data set differs"
-
-
-# ----------------------------------------------------------------------------- device
-
-
-_GPU_LOCK: gpus.GpuLock | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda if available else cpu; on a multi-GPU machine without CUDA_VISIBLE_DEVICES,
-    `auto` locks a GPU no other `sdnet train` holds (kept for the life of the process)."""
-    global _GPU_LOCK
-    if name == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        count = torch.cuda.device_count()
-        if count > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
-            if _GPU_LOCK is None:
-                _GPU_LOCK = gpus.acquire_gpu(count)
-                log(f"sdnet: using GPU {_GPU_LOCK.index} (lock {_GPU_LOCK.path})")
-            return torch.device("cuda", _GPU_LOCK.index)
-        return torch.device("cuda", 0)
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise SdnetError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from err
-    if device.type not in ("cpu", "cuda"):
-        raise SdnetError(f"unsupported --device {name!r}; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SdnetError(f"--device {name} asked for, but CUDA is not available here")
-        index = 0 if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise SdnetError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
-        device = torch.device("cuda", index)
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    """GPU model, or the CPU model from /proc/cpuinfo (platform.processor() is often just x86_64)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated by tensors on CUDA; peak resident set size of the process on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked for (no GradScaler needed for bf16); nothing on CPU."""
-    if config.amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """bf16 autocast on CUDA and on CPUs with native bf16 when `amp` is on (sdnet.device)."""
+    return devices.autocast(config.amp, device)
 
 
 def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
-    """channels_last helps on CPU too (ResNet-110 step ~0.71 vs ~0.9 s, shared/REFERENCE.md)."""
-    return bool(config.channels_last)
+    return devices.use_channels_last(config.channels_last, device)
+
+
+def milestone_warning(config: TrainConfig) -> str | None:
+    """Milestones at or past the last epoch never lower the lr: legitimate in a short run with
+    the paper's schedule, so a warning, not a refusal."""
+    late = [m for m in config.milestones if m >= config.epochs]
+    if not late:
+        return None
+    return (f"sdnet: warning: milestone(s) {' '.join(map(str, late))} at or past the last epoch "
+            f"({config.epochs}); the lr never drops there")
 
 
 # ----------------------------------------------------------------------------- model, optimizer
@@ -246,13 +112,14 @@ class StepSchedule:
         return self.gamma ** bisect.bisect_right(self.milestones, epoch)
 
 
-def build_model(config: TrainConfig, device: torch.device) -> nn.Module:
+def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10) -> nn.Module:
     """Seeded init (torch.manual_seed first) so the same seed gives the same network."""
     from sdnet import models
 
     torch.manual_seed(config.seed)
-    model = models.build_model(config.depth, config.arch, shortcut=config.shortcut,
-                               survival=config.survival, p_last=config.p_last)
+    model = models.build_model(config.depth, config.arch, num_classes=num_classes,
+                               shortcut=config.shortcut, survival=config.survival,
+                               p_last=config.p_last)
     model.seed_gates(config.seed)
     model = model.to(device)
     if use_channels_last(config, device):
@@ -307,7 +174,8 @@ def build_loaders(config: TrainConfig, prepared: Any, device: torch.device) -> L
         images, labels = images[:config.limit_train], labels[:config.limit_train]
     common = {"device": device, "mean": prepared.mean, "std": prepared.std,
                   "channels_last": use_channels_last(config, device)}
-    train = data.DeviceLoader(images, labels, batch_size=config.batch_size, augment=True,
+    augment = default_augment(config.dataset) if config.augment is None else config.augment
+    train = data.DeviceLoader(images, labels, batch_size=config.batch_size, augment=augment,
                               shuffle=True, seed=config.seed, **common)
     eval_batch = EVAL_BATCH[device.type]
 
@@ -350,8 +218,10 @@ def _raise_non_finite(epoch: int, step: int, steps: int) -> None:
 
 
 def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
-              config: TrainConfig, device: torch.device) -> EpochStats:
-    """One pass over the training split without host syncs (bar the one at the end)."""
+              config: TrainConfig, device: torch.device,
+              heartbeat: Callable[[], None] | None = None) -> EpochStats:
+    """One pass over the training split without host syncs (bar the one at the end).
+    `heartbeat()` runs after every step (host-side only: the run lock's mtime)."""
     model.train()
     model.reset_gate_stats()
     steps = len(loader)
@@ -376,6 +246,8 @@ def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, e
         seen += y.shape[0]
         if bar is not None:
             bar.update()
+        if heartbeat is not None:
+            heartbeat()
         if config.log_every and (step + 1) % config.log_every == 0 and step + 1 < steps:
             _log_steps(epoch, step, steps, loss_sum, wrong, seen, first_bad, config)
     bad = int(first_bad)  # the epoch's one sync
@@ -412,123 +284,7 @@ def evaluate(model: nn.Module, loader: Any, config: TrainConfig, device: torch.d
     return 100.0 * int(wrong) / loader.num_samples
 
 
-# ----------------------------------------------------------------------------- RNG state
-
-
-def capture_rng(model: nn.Module) -> dict:
-    """Every RNG a run touches, as tensors and plain types (loadable with weights_only=True)."""
-    np_state = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"name": str(np_state[0]), "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
-                  "cached_gaussian": float(np_state[4])},
-        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
-                   "gauss_next": py_gauss},
-        "gates": model.gate_generator.get_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict, model: nn.Module) -> None:
-    torch.set_rng_state(state["torch"])
-    npy = state["numpy"]
-    np.random.set_state((npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["cached_gaussian"]))
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
-    model.gate_generator.set_state(state["gates"])
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"][:torch.cuda.device_count()]
-        torch.cuda.set_rng_state_all(cuda_states)
-
-
-# ----------------------------------------------------------------------------- run folder files
-
-
-@dataclass
-class RunState:
-    """What survives an epoch boundary besides weights and optimizer."""
-
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val_error: float | None = None
-
-    @property
-    def epochs_done(self) -> int:
-        return len(self.history)
-
-    def add(self, row: dict) -> None:
-        """Append an epoch row and update best-so-far (lowest val error, earliest on ties)."""
-        self.history.append(row)
-        val = row["val_error"]
-        if val is not None and (self.best_val_error is None or val < self.best_val_error):
-            self.best_epoch, self.best_val_error = row["epoch"], val
-
-
-def checkpoint_path(out: Path) -> Path:
-    return out / "checkpoint.pt"
-
-
-def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, state: RunState, fp: str, settings: dict) -> None:
-    atomic_torch_save({
-        "format": CHECKPOINT_FORMAT,
-        "fingerprint": fp,
-        "settings": settings,
-        "epoch": state.epochs_done,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": capture_rng(model),
-        "history": state.history,
-        "best_epoch": state.best_epoch,
-        "best_val_error": state.best_val_error,
-    }, checkpoint_path(out))
-
-
-def read_checkpoint(path: Path) -> dict:
-    """Load a checkpoint on the CPU; SdnetError if it is not one of ours."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable file means the same to the user
-        raise SdnetError(f"{path} is unreadable ({type(err).__name__}); delete it or pass "
-                         "--restart") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise SdnetError(f"{path} is not an sdnet checkpoint (format {CHECKPOINT_FORMAT}); "
-                         "delete it or pass --restart")
-    return ckpt
-
-
-def load_checkpoint(ckpt: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> RunState:
-    """Put weights, optimizer, scheduler and RNGs back; return the history and best-so-far."""
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    restore_rng(ckpt["rng"], model)
-    return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
-                    best_val_error=ckpt["best_val_error"])
-
-
-def _csv_value(value: Any) -> str:
-    """repr for floats (round-trips exactly, so resumed runs compare bit for bit)."""
-    if value is None:
-        return ""
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
-def write_metrics(out: Path, history: list[dict]) -> None:
-    """The whole table every epoch, atomically: a reader never sees half a row."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(METRICS_COLUMNS)
-    for row in history:
-        writer.writerow([_csv_value(row[c]) for c in METRICS_COLUMNS])
-    atomic_write_text(out / "metrics.csv", buffer.getvalue())
+# ----------------------------------------------------------------------------- summary
 
 
 def _installed_version(package: str) -> str | None:
@@ -546,7 +302,7 @@ def versions() -> dict:
 
 
 def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module,
-                  state: RunState, device: torch.device) -> dict:
+                  state: RunState, device: torch.device, num_classes: int = 10) -> dict:
     """summary.json as docs/DESIGN.md lists it (plus the settings fingerprint)."""
     history = state.history
     last = history[-1]
@@ -563,9 +319,11 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module
         "seed": config.seed,
         "survival": config.survival,
         "p_last": config.p_last,
+        "num_classes": num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": device_name(device),
         "torch_device": str(device),
+        "amp_used": devices.amp_active(config.amp, device),
         "versions": versions(),
         "epochs": len(history),
         "best_epoch": best_epoch,
@@ -583,30 +341,28 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module
 
 def write_final_files(out: Path, model: nn.Module, summary: dict) -> None:
     """model.pt, then summary.json last (its presence marks the run complete), then drop the
-    checkpoint."""
+    checkpoint. On a full disk the checkpoint of the last epoch stays, so a rerun only writes
+    these two files again."""
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_torch_save(weights, out / "model.pt")
-    atomic_write_json(out / "summary.json", summary)
+    epochs = summary["epochs"]
+    with no_space_guard(out / MODEL, epochs):
+        checkpoint.atomic_torch_save(weights, out / MODEL)
+    with no_space_guard(out / SUMMARY, epochs):
+        runfolder.write_summary(out, summary)
     checkpoint_path(out).unlink(missing_ok=True)
 
 
-# ----------------------------------------------------------------------------- the run
+# ----------------------------------------------------------------------------- the run folder
 
 
 def _existing_summary(out: Path) -> dict | None:
     """The finished run's summary, or None (also for an unreadable one, which is dropped)."""
-    path = out / "summary.json"
-    if not path.is_file():
-        return None
     try:
-        summary = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        summary = None
-    if not isinstance(summary, dict):
-        log(f"sdnet: {path} is unreadable; treating the run as unfinished")
-        path.unlink()
+        return runfolder.read_summary(out)
+    except SdnetError as err:
+        log(f"sdnet: {err}; treating the run as unfinished")
+        (out / SUMMARY).unlink(missing_ok=True)
         return None
-    return summary
 
 
 def _stale(path: Path, old_settings: dict, settings: dict, config: TrainConfig) -> None:
@@ -619,29 +375,19 @@ def _stale(path: Path, old_settings: dict, settings: dict, config: TrainConfig) 
                      f"--on-mismatch restart to start over, or use another --out")
 
 
-RUN_FILES = ("metrics.csv", "summary.json", "model.pt", "checkpoint.pt")
-
-
 def _clear_run(out: Path) -> None:
-    for name in ("summary.json", "checkpoint.pt"):
+    for name in (SUMMARY, checkpoint_path(out).name, RUN_INFO):
         (out / name).unlink(missing_ok=True)
-
-
-def _remove_stale_temp_files(out: Path) -> None:
-    """Temp files of atomic writes cut short by SIGTERM/SIGKILL (e.g. a Slurm walltime)."""
-    for name in RUN_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+    shutil.rmtree(out / runfolder.EVENTS_DIR, ignore_errors=True)
 
 
 def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[dict | None, dict | None]:
-    """Decide between 'already complete', 'resume' and 'fresh start'.
+    """Decide between 'already complete', 'resume' and 'fresh start' (under the run lock).
 
     Returns (finished summary, checkpoint): at most one is not None.
     """
     out = config.out
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_files(out)
+    runfolder.remove_temp_files(out)
     if config.restart:
         _clear_run(out)
         return None, None
@@ -650,7 +396,7 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
         if summary.get("fingerprint") == fp:
             checkpoint_path(out).unlink(missing_ok=True)
             return summary, None
-        _stale(out / "summary.json", summary.get("settings", {}), settings, config)
+        _stale(out / SUMMARY, summary.get("settings", {}), settings, config)
         _clear_run(out)
         return None, None
     path = checkpoint_path(out)
@@ -671,6 +417,9 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
     return None, ckpt
 
 
+# ----------------------------------------------------------------------------- the run
+
+
 def _epoch_line(row: dict, epochs: int, eval_seconds: float, eta: float) -> str:
     val = "-" if row["val_error"] is None else f"{row['val_error']:.2f}%"
     return (f"epoch {row['epoch']}/{epochs} lr {row['lr']:.4g} loss {row['train_loss']:.4f} "
@@ -681,11 +430,12 @@ def _epoch_line(row: dict, epochs: int, eval_seconds: float, eta: float) -> str:
 
 
 def train_epoch(epoch: int, model: nn.Module, loaders: Loaders, optimizer: torch.optim.Optimizer,
-                scheduler: Any, config: TrainConfig, device: torch.device) -> tuple[dict, float]:
+                scheduler: Any, config: TrainConfig, device: torch.device,
+                heartbeat: Callable[[], None] | None = None) -> tuple[dict, float]:
     """Train, evaluate and step the schedule: the epoch's metrics.csv row and eval seconds."""
     lr = optimizer.param_groups[0]["lr"]
     model.set_epoch(epoch, config.epochs)
-    stats = run_epoch(model, loaders.train, optimizer, epoch, config, device)
+    stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat)
     eval_start = time.perf_counter()
     val = evaluate(model, loaders.val, config, device) if loaders.val is not None else None
     test = evaluate(model, loaders.test, config, device)
@@ -697,22 +447,22 @@ def train_epoch(epoch: int, model: nn.Module, loaders: Loaders, optimizer: torch
     return row, eval_seconds
 
 
-def _setup_device(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = None) -> dict:
     """Train one network as `config` says; return the summary (also written to summary.json).
 
-    Re-running on the same folder resumes from checkpoint.pt or, for a finished run with the same
-    settings, returns its summary at once (before taking a device). `on_epoch_end(epoch)`
+    Holds the run folder's lock throughout (a second trainer on the folder gets RunBusyError at
+    once). Re-running on the same folder resumes from checkpoint.pt or, for a finished run with
+    the same settings, returns its summary at once (before taking a device). `on_epoch_end(epoch)`
     (1-based) is a hook for tests.
     """
     config = check_config(config)
     prepared = load_data(config)
+    with RunLock(config.out) as lock:
+        return _train_locked(config, prepared, lock, on_epoch_end)
+
+
+def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
+                  on_epoch_end: Callable[[int], None] | None) -> dict:
     settings = settings_of(config)
     fp = fingerprint(settings, prepared.meta)
     summary, ckpt = prepare_run_folder(config, settings, fp)
@@ -720,35 +470,55 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = N
         log(f"sdnet: run in {config.out} is already complete ({summary.get('epochs')} epochs); "
             "nothing to do")
         return summary
+    warning = milestone_warning(config)
+    if warning:
+        log(warning)
+    saved_epoch = ckpt["epoch"] if ckpt is not None else None  # what checkpoint.pt holds
+    with no_space_guard(config.out / RUN_INFO, saved_epoch):
+        runfolder.write_run_info(config.out, settings, fp, config.epochs, saved_epoch or 0)
     device = resolve_device(config.device)
-    _setup_device(device)
+    devices.setup_device(device)
+    num_classes = len(prepared.meta.get("classes") or range(10))
     loaders = build_loaders(config, prepared, device)
     del prepared
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = build_model(config, device)
+    model = build_model(config, device, num_classes)
     optimizer, scheduler = build_optimizer(model, config)
     state = RunState()
     if ckpt is not None:
         state = load_checkpoint(ckpt, model, optimizer, scheduler)
         log(f"sdnet: resuming from checkpoint at epoch {state.epochs_done} of {config.epochs}")
         del ckpt
-    write_metrics(config.out, state.history)
+    with no_space_guard(config.out / "metrics.csv", saved_epoch):
+        runfolder.write_metrics(config.out, state.history)
+    amp = "bf16 autocast" if devices.amp_active(config.amp, device) else "float32"
     log(f"sdnet: {config.dataset} ResNet-{config.depth} ({settings['arch']}), survival "
         f"{config.survival} p_L={config.p_last}, seed {config.seed}, "
         f"{loaders.train.num_samples} training images, {len(loaders.train)} steps/epoch on "
-        f"{device} ({device_name(device)})")
-    session_start, first_epoch = time.perf_counter(), state.epochs_done
-    for epoch in range(first_epoch, config.epochs):
-        row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config, device)
-        state.add(row)
-        write_metrics(config.out, state.history)
-        save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings)
-        per_epoch = (time.perf_counter() - session_start) / (epoch + 1 - first_epoch)
-        log(_epoch_line(row, config.epochs, eval_seconds, per_epoch * (config.epochs - epoch - 1)))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1)
-    summary = build_summary(config, settings, fp, model, state, device)
+        f"{device} ({device_name(device)}, {amp})")
+    events = EpochEvents(config.out, state.epochs_done, log)
+    try:
+        session_start, first_epoch = time.perf_counter(), state.epochs_done
+        for epoch in range(first_epoch, config.epochs):
+            row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config,
+                                            device, lock.touch)
+            state.add(row)
+            with no_space_guard(config.out / "metrics.csv", saved_epoch):
+                runfolder.write_metrics(config.out, state.history)
+            events.add(row)
+            with no_space_guard(checkpoint_path(config.out), saved_epoch):
+                save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings)
+            saved_epoch = state.epochs_done
+            lock.touch(force=True)
+            per_epoch = (time.perf_counter() - session_start) / (epoch + 1 - first_epoch)
+            log(_epoch_line(row, config.epochs, eval_seconds,
+                            per_epoch * (config.epochs - epoch - 1)))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1)
+    finally:
+        events.close()
+    summary = build_summary(config, settings, fp, model, state, device, num_classes)
     write_final_files(config.out, model, summary)
     log(f"sdnet: done: test error {summary['final_test_error']:.2f}% (at best val epoch "
         f"{summary['best_epoch']}: {summary['test_error_at_best']:.2f}%), "

@@ -1,0 +1,112 @@
+"""checkpoint.pt: everything a run needs to continue exactly where it stopped (weights, optimizer,
+schedule, every RNG, metrics so far, best-so-far), written atomically after every epoch.
+
+Loaded with `weights_only=True`: the file holds only tensors and plain types, so reading a
+checkpoint never runs code from it. Sits beside `sdnet.train` and below it (it imports
+`sdnet.runfolder` for the run state and file names, never `sdnet.train`).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sdnet.errors import SdnetError
+from sdnet.io import atomic_open
+from sdnet.runfolder import CHECKPOINT, RunState
+
+CHECKPOINT_FORMAT = 1
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save through a temp file + os.replace, so a kill never leaves a torn file (and a
+    failed write, say a full disk, removes its temp file and leaves the old file untouched)."""
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
+
+
+def checkpoint_path(out: Path) -> Path:
+    return Path(out) / CHECKPOINT
+
+
+# ----------------------------------------------------------------------------- RNG state
+
+
+def capture_rng(model: nn.Module) -> dict:
+    """Every RNG a run touches, as tensors and plain types (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(np_state[0]), "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                  "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss_next": py_gauss},
+        "gates": model.gate_generator.get_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict, model: nn.Module) -> None:
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    np.random.set_state((npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    model.gate_generator.set_state(state["gates"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"][:torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+# ----------------------------------------------------------------------------- the file
+
+
+def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, state: RunState, fp: str, settings: dict) -> None:
+    atomic_torch_save({
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fp,
+        "settings": settings,
+        "epoch": state.epochs_done,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": capture_rng(model),
+        "history": state.history,
+        "best_epoch": state.best_epoch,
+        "best_val_error": state.best_val_error,
+    }, checkpoint_path(out))
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a checkpoint on the CPU; SdnetError if it is not one of ours."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable file means the same to the user
+        raise SdnetError(f"{path} is unreadable ({type(err).__name__}); delete it or pass "
+                         "--restart") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise SdnetError(f"{path} is not an sdnet checkpoint (format {CHECKPOINT_FORMAT}); "
+                         "delete it or pass --restart")
+    return ckpt
+
+
+def load_checkpoint(ckpt: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any) -> RunState:
+    """Put weights, optimizer, scheduler and RNGs back; return the history and best-so-far."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    restore_rng(ckpt["rng"], model)
+    return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
+                    best_val_error=ckpt["best_val_error"])
