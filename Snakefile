@@ -30,6 +30,7 @@ include: "slurm/cancelled_jobs.smk"
 localrules:
     all,
     make_fake_archive,
+    make_fake_svhn,
     download_dataset,
     prepare_dataset,
     aggregate_metrics,
@@ -42,7 +43,7 @@ wildcard_constraints:
     archive=r"[^/]+",
     depth=r"\d+",
     seed=r"\d+",
-    variant=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    variant=grid.NAME_PATTERN,  # sweep names carry values: linear-p_last0.1
 
 
 rule all:

@@ -415,13 +415,15 @@ def _check_url(where: str, url: str | None) -> None:
                           "file:// or a plain path")
 
 
-def _fake_images_per_class(name: str, fake: dict) -> int:
-    """Training images per class a `fake:` entry makes (the fake's own default if unset)."""
+def _fake_images_per_class(name: str, fake: dict) -> int | None:
+    """Training images per class a `fake:` entry makes (the fake's own default if unset;
+    None if unknown: then prepare itself refuses a split that does not fit)."""
     if "per_class" in fake:
         return int(fake["per_class"])
     from sdnet.data import fake as fakes  # only for a fake without per_class: numpy is heavy
 
-    return int(fakes.DEFAULT_PER_CLASS[name][0])
+    default = getattr(fakes, "DEFAULT_PER_CLASS", {}).get(name)
+    return int(default[0]) if default else None
 
 
 def _check_source(name: str, entry: dict) -> None:
@@ -431,31 +433,37 @@ def _check_source(name: str, entry: dict) -> None:
     facts = spec.dataset_spec(name)
     fake = entry.get("fake")
     val_size = entry.get("val_size")
+    per_class = None if fake is None else _fake_images_per_class(name, fake)
     if val_size is not None and facts.max_val_size is not None:
         if fake is not None:
-            images = _fake_images_per_class(name, fake) * facts.num_classes
+            if per_class is None:
+                return
+            images = per_class * facts.num_classes
             # A held-out split must leave training images; CINIC-10's comes from its valid split.
             limit = images if name == "cinic10" else images - 1
             what = f"its fake (fake.per_class gives {images} images to take it from)"
         else:
             limit, what = facts.max_val_size, facts.title
         if val_size > limit:
-            raise ConfigError(f"{where}.val_size: {val_size} does not fit {what}; at most {limit}")
-    per_class = entry.get("val_per_class")
-    if per_class and fake is not None:
-        images = _fake_images_per_class(name, fake)
-        for split, count in per_class.items():
-            if count > images:
+            raise ConfigError(f"{where}.val_size: {val_size} does not fit {what}: at most "
+                              f"{limit} validation images")
+    if fake is not None and per_class is not None:
+        for split, count in (entry.get("val_per_class") or {}).items():
+            if count > per_class:
                 raise ConfigError(f"{where}.val_per_class.{split}: {count} is more than the "
-                                  f"{images} images per class of its fake (fake.per_class)")
+                                  f"{per_class} images per class of its fake (fake.per_class)")
 
 
 def _check_runs(cfg: dict) -> list[str]:
     """Per (data set, depth, variant): a network for the depth, a valid rule and p_L; warnings
     for milestones the schedule never reaches (legitimate in a short run, so not refused)."""
     late: dict[tuple, list[str]] = {}
-    for dataset in cfg["experiment"]["datasets"]:
+    experiment = cfg["experiment"]
+    for dataset in experiment["datasets"]:
         depths, names, _ = grid_axes(cfg, dataset)
+        own = (experiment.get("per_dataset") or {}).get(dataset) or {}
+        depths_key = (f"experiment.per_dataset.{dataset}.depths" if "depths" in own
+                      else "experiment.depths")
         for depth in depths:
             for variant in names:
                 settings = run_settings(cfg, dataset, depth, variant, 0)
@@ -466,7 +474,7 @@ def _check_runs(cfg: dict) -> list[str]:
                 try:
                     spec.resolve_arch(depth, settings.get("arch"))
                 except spec.SpecError as err:
-                    raise ConfigError(f"experiment.depths: {err}") from None
+                    raise ConfigError(f"{depths_key}: {err}") from None
                 epochs = settings["epochs"]
                 never = [m for m in settings.get("milestones") or [] if m >= epochs]
                 if never:

@@ -1,31 +1,29 @@
 # Config -> validated settings, paths and `sdnet train` flags. Parsed on every snakemake call
-# (dry runs included), so nothing here imports torch or pandas: only the torch-free sdnet.spec.
+# (dry runs included), so nothing here imports torch or pandas: only the torch-free sdnet.spec
+# and sdnet.grid (validation, the settings cascade, sweeps and the run list, shared with
+# `sdnet status`).
 
-import difflib
 import math
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
-from snakemake.common.configfile import load_configfile
+from snakemake.logging import logger
 
 try:
-    from sdnet import spec
+    from sdnet import grid, spec
 except ImportError:  # a checkout used without `pip install -e .`: the package sits in src/
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-    from sdnet import spec
+    from sdnet import grid, spec
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation: one readable message, before any job.
+# Validation: one readable message, before any job (sdnet.grid.validate: schema with defaults
+# filled in, then the checks JSON schema cannot express; warnings are one line each).
 # ---------------------------------------------------------------------------------------------
 
-SCHEMA = "../schemas/config.schema.yaml"  # relative to this file, as validate() wants it
-SCHEMA_PATH = "workflow/schemas/config.schema.yaml"  # relative to the Snakefile
+SCHEMA_PATH = grid.SCHEMA_RELPATH  # relative to the Snakefile
 
 
 def stop(message: str) -> None:
@@ -33,79 +31,11 @@ def stop(message: str) -> None:
     raise SystemExit(f"Invalid config: {message} (see {SCHEMA_PATH})")
 
 
-def _where(error) -> str:
-    """'train.lr', 'experiment.depths[1]' ... for a jsonschema error."""
-    where = ""
-    for part in error.absolute_path:
-        where += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return where.lstrip(".") or "top level"
-
-
-def _schema_keys(node, keys: set[str]) -> set[str]:
-    """Every property name the schema knows, for 'did you mean' hints."""
-    if isinstance(node, dict):
-        keys.update(node.get("properties", {}))
-        for value in node.values():
-            _schema_keys(value, keys)
-    elif isinstance(node, list):
-        for value in node:
-            _schema_keys(value, keys)
-    return keys
-
-
-def _schema_message(error) -> str:
-    """Where and what, in words; unknown keys get a 'did you mean' hint."""
-    if error.validator in ("additionalProperties", "unevaluatedProperties"):
-        unknown = re.findall(r"'([^']*)'", error.message.split("(", 1)[-1])
-        known = _schema_keys(load_configfile(Path(workflow.basedir) / SCHEMA_PATH), set())
-        hints = [m for key in unknown for m in difflib.get_close_matches(key, known, n=1)]
-        hint = f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-        return f"{_where(error)}: unknown key {', '.join(repr(k) for k in unknown)}{hint}"
-    if error.validator == "propertyNames":
-        return f"{_where(error)}: key {error.instance!r}: {error.message}"
-    return f"{_where(error)}: {error.message}"
-
-
-def validate_config(cfg: dict) -> None:
-    """Schema (with defaults filled in), then the checks JSON schema cannot express."""
-    try:
-        validate(cfg, schema=SCHEMA)
-    except WorkflowError as err:
-        cause = err.__context__  # snakemake wraps the jsonschema ValidationError
-        if not hasattr(cause, "absolute_path"):
-            raise
-        stop(_schema_message(cause))
-    try:
-        check_experiment(cfg)
-    except spec.SpecError as err:
-        stop(str(err))
-
-
-def check_experiment(cfg: dict) -> None:
-    """Every grid entry names a defined variant and data set, and every depth a network."""
-    experiment = cfg["experiment"]
-    for name in experiment["variants"]:
-        if name not in cfg["variants"]:
-            raise spec.SpecError(
-                f"experiment.variants lists {name!r}, which is not defined under variants "
-                f"(defined: {', '.join(sorted(cfg['variants'])) or 'none'})"
-            )
-    for name in experiment["datasets"]:
-        spec.check_dataset(name)
-        if name not in cfg["datasets"]:
-            raise spec.SpecError(f"experiment.datasets lists {name!r}, which has no entry "
-                                 "under datasets")
-    for variant in experiment["variants"]:
-        settings = {**cfg["train"], **cfg["variants"][variant]}
-        spec.check_survival(settings["survival"], settings["p_last"])
-        for depth in experiment["depths"]:
-            try:
-                spec.resolve_arch(depth, settings.get("arch"))
-            except spec.SpecError as err:
-                raise spec.SpecError(f"experiment.depths: {err}") from None
-
-
-validate_config(config)
+try:
+    grid.validate(config, Path(workflow.basedir) / SCHEMA_PATH,
+                  warn=lambda message: logger.warning(f"Config warning: {message}"))
+except grid.ConfigError as err:
+    stop(str(err))
 
 
 def put_sdnet_on_path() -> None:
@@ -138,8 +68,12 @@ FIGURES = ("test_error_curves", "final_error", "epoch_time")
 # Data sets
 # ---------------------------------------------------------------------------------------------
 
-# The official archive names: `sdnet data download` stores the archive under this name.
-ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "cinic10": "CINIC-10.tar.gz"}
+# The official file names (sdnet.spec): `sdnet data download` stores each file under its name.
+# Most data sets are one archive; SVHN is a folder of files, each downloaded on its own job (a
+# failed 1.3 GB extra_32x32.mat does not refetch the others) and prepared as one folder.
+FOLDER_DATASETS = [d for d in spec.DATASETS if len(spec.dataset_spec(d).files) > 1]
+ARCHIVE_DATASETS = [d for d in spec.DATASETS if d not in FOLDER_DATASETS]
+SVHN_EXTRA = "extra_32x32.mat"  # needed only with use_extra
 
 
 def dataset_config(dataset: str) -> dict:
@@ -151,49 +85,76 @@ def is_fake(dataset: str) -> bool:
     return dataset_config(dataset).get("fake") is not None
 
 
-def raw_archive(dataset: str) -> str:
-    return RAW_ARCHIVE.format(dataset=dataset, archive=ARCHIVES[dataset])
+def is_folder(dataset: str) -> bool:
+    return dataset in FOLDER_DATASETS
 
 
-def fake_archive(dataset: str) -> str:
-    return FAKE_ARCHIVE.format(dataset=dataset, archive=ARCHIVES[dataset])
+def dataset_files(dataset: str) -> list[str]:
+    """The raw files this configuration needs (SVHN's extra only with use_extra)."""
+    files = spec.dataset_spec(dataset).files
+    if not dataset_config(dataset).get("use_extra", True):
+        files = tuple(f for f in files if f != SVHN_EXTRA)
+    return list(files)
+
+
+def raw_file(dataset: str, name: str) -> str:
+    return RAW_ARCHIVE.format(dataset=dataset, archive=name)
+
+
+def fake_file(dataset: str, name: str) -> str:
+    return FAKE_ARCHIVE.format(dataset=dataset, archive=name)
 
 
 def download_input(wildcards) -> list[str]:
-    """The locally made fake archive when the data set is faked, else nothing."""
-    return [fake_archive(wildcards.dataset)] if is_fake(wildcards.dataset) else []
+    """The locally made fake file when the data set is faked, else nothing."""
+    if is_fake(wildcards.dataset):
+        return [fake_file(wildcards.dataset, wildcards.archive)]
+    return []
 
 
 def download_flags(wildcards, output) -> str:
-    """--url/--md5 for `sdnet data download`: the fake mirror, a configured source or defaults.
+    """--file/--url/--md5 for `sdnet data download`: the fake mirror, a configured source or
+    the defaults.
 
     It takes `output` so that Snakemake counts it as derived from the output path and not as a
     rerun trigger: where the archive comes from (a mirror, say) is not what it is (its md5 is
     checked), so switching to a mirror must not re-prepare and retrain everything.
     """
-    if is_fake(wildcards.dataset):
-        return f"--url {shlex.quote(fake_archive(wildcards.dataset))} --md5 none"
-    entry = dataset_config(wildcards.dataset)
-    flags = []
+    dataset, name = wildcards.dataset, wildcards.archive
+    folder = is_folder(dataset)
+    flags = ["--file", shlex.quote(name)] if folder else []
+    if is_fake(dataset):
+        source = fake_file(dataset, name)
+        url = os.path.dirname(source) + "/" if folder else source
+        return " ".join([*flags, "--url", shlex.quote(url), "--md5", "none"])
+    entry = dataset_config(dataset)
+    md5 = entry.get("md5")
+    if isinstance(md5, dict):  # one md5 per file (SVHN)
+        md5 = md5.get(name)
     if entry.get("url"):
         flags += ["--url", shlex.quote(str(entry["url"]))]
-    if entry.get("md5"):
-        flags += ["--md5", shlex.quote(entry["md5"])]
+    if md5:
+        flags += ["--md5", shlex.quote(md5)]
     return " ".join(flags)
 
 
-def fake_flags(wildcards) -> str:
-    """`sdnet data fake` settings (a change remakes the archive, and so everything after it)."""
-    fake = dataset_config(wildcards.dataset)["fake"]
+def fake_flags(dataset: str) -> str:
+    """`sdnet data fake` settings (a change remakes the fake, and so everything after it)."""
+    fake = dataset_config(dataset)["fake"]
     flags = [f"--seed {fake.get('seed', 0)}"]
     if "per_class" in fake:
         flags.append(f"--per-class {fake['per_class']}")
     return " ".join(flags)
 
 
-def prepare_input(wildcards) -> str:
-    """The downloaded archive, under its official name."""
-    return raw_archive(wildcards.dataset)
+def prepare_input(wildcards) -> list[str]:
+    """The downloaded files, under their official names."""
+    return [raw_file(wildcards.dataset, name) for name in dataset_files(wildcards.dataset)]
+
+
+def prepare_archive(wildcards, input) -> str:
+    """`--archive`: the archive, or for a folder data set the folder holding its files."""
+    return os.path.dirname(input[0]) if is_folder(wildcards.dataset) else input[0]
 
 
 def prepare_flags(wildcards) -> str:
@@ -202,6 +163,10 @@ def prepare_flags(wildcards) -> str:
     flags = [f"--split-seed {entry['split_seed']}"]
     if entry.get("val_size") is not None:
         flags.append(f"--val-size {entry['val_size']}")
+    if "use_extra" in entry:
+        flags.append("--use-extra" if entry["use_extra"] else "--no-use-extra")
+    for split, count in sorted((entry.get("val_per_class") or {}).items()):
+        flags.append(f"--val-per-class-{split} {count}")
     return " ".join(flags)
 
 
@@ -212,15 +177,8 @@ def prepare_flags(wildcards) -> str:
 
 
 def run_settings(dataset: str, depth, variant: str, seed) -> dict:
-    """Every trainer setting of one run: shared train settings, then the variant's overrides."""
-    return {
-        **config["train"],
-        **config["variants"][variant],
-        "dataset": dataset,
-        "depth": int(depth),
-        "variant": variant,
-        "seed": int(seed),
-    }
+    """Every trainer setting of one run: the cascade train < data set < network < variant."""
+    return grid.run_settings(config, dataset, depth, variant, seed)
 
 
 def _flag(name: str, value) -> list[str]:
@@ -262,14 +220,8 @@ def train_runtime(wildcards, attempt: int) -> int:
 
 
 def all_runs() -> list[dict]:
-    """The grid: one dict of wildcards per training run."""
-    return [
-        {"dataset": d, "depth": depth, "variant": v, "seed": s}
-        for d in EXPERIMENT["datasets"]
-        for depth in EXPERIMENT["depths"]
-        for v in EXPERIMENT["variants"]
-        for s in EXPERIMENT["seeds"]
-    ]
+    """The grid: one dict of wildcards per training run (sdnet.grid.runs, sweeps expanded)."""
+    return [run.wildcards for run in grid.runs(config)]
 
 
 def all_summaries() -> list[str]:

@@ -1,12 +1,14 @@
-# Data: (fake archive ->) download + md5 check -> prepared train/val/test arrays.
+# Data: (fake files ->) download + md5 check, one job per file -> prepared train/val/test arrays.
 
 
 rule make_fake_archive:
     """A small archive in the real format, for the demo and tests (enabled by `fake:`)."""
     output:
         FAKE_ARCHIVE,
+    wildcard_constraints:
+        dataset="|".join(ARCHIVE_DATASETS),
     params:
-        flags=fake_flags,
+        flags=lambda wildcards: fake_flags(wildcards.dataset),
     log:
         f"{LOGS}/make_fake_archive/{{dataset}}/{{archive}}.log",
     conda:
@@ -16,8 +18,23 @@ rule make_fake_archive:
         " > {log:q} 2>&1"
 
 
+rule make_fake_svhn:
+    """SVHN's three small .mat files in the real format, written by one job (`fake:`)."""
+    output:
+        [fake_file("svhn", name) for name in spec.dataset_spec("svhn").files],
+    params:
+        flags=lambda wildcards: fake_flags("svhn"),
+        folder=lambda wildcards, output: os.path.dirname(output[0]),
+    log:
+        f"{LOGS}/make_fake_svhn/svhn.log",
+    conda:
+        "../envs/sdnet.yaml"
+    shell:
+        "sdnet data fake --format svhn {params.flags} --out {params.folder:q} > {log:q} 2>&1"
+
+
 rule download_dataset:
-    """Fetch (https, file:// or a plain path) and verify the archive's md5."""
+    """Fetch one file (https, file:// or a plain path) and verify its md5."""
     input:
         download_input,
     output:
@@ -34,14 +51,16 @@ rule download_dataset:
 
 
 rule prepare_dataset:
-    """Archive -> train/val/test .npz arrays + meta.json (val.npz only with a validation split)."""
+    """Archive (SVHN: its folder) -> train/val/test .npz + meta.json (val.npz only with a
+    validation split)."""
     input:
-        archive=prepare_input,
+        prepare_input,
     output:
         train=f"{DATA_DIR}/train.npz",
         test=f"{DATA_DIR}/test.npz",
         meta=f"{DATA_DIR}/meta.json",
     params:
+        archive=prepare_archive,
         flags=prepare_flags,
     threads: config["data_workers"]
     log:
@@ -49,5 +68,5 @@ rule prepare_dataset:
     conda:
         "../envs/sdnet.yaml"
     shell:
-        "sdnet data prepare --dataset {wildcards.dataset} --archive {input.archive:q}"
+        "sdnet data prepare --dataset {wildcards.dataset} --archive {params.archive:q}"
         ' {params.flags} --workers {threads} --out "$(dirname {output.meta:q})" > {log:q} 2>&1'
