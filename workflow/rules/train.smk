@@ -1,4 +1,5 @@
-# Training: one job per dataset x depth x variant x seed, one GPU each.
+# Training: one job per run of the grid (sdnet.grid.runs: dataset x depth x variant x seed, sweeps
+# expanded), one GPU each; its flags come from the settings cascade (train_flags, common.smk).
 #
 # checkpoint.pt (in the run folder) is deliberately not an output: Snakemake never deletes it, so
 # a job killed by the walltime, a node failure or Ctrl-C resumes on its retry or on the next call.
