@@ -84,13 +84,13 @@ def _unix(text: Any) -> float | None:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as err:
         raise SdnetError(f"{path} is unreadable ({err.strerror or err})") from err
     try:
-        value = json.loads(text)
+        value = json.loads(text.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SdnetError(f"{path} is not valid JSON ({err})") from err
     if not isinstance(value, dict):
@@ -237,18 +237,19 @@ def lock_holder(folder: str | os.PathLike) -> dict | None:
 class RunLock:
     """Exclusive, non-blocking lock on a run folder, held by one trainer for the whole run.
 
-    `RunLock(folder)` takes it or raises RunBusyError naming the holder; the kernel drops it when
+    `RunLock(folder)` takes it or raises RunBusyError naming the holder (after retrying for
+    `wait` seconds: a `sdnet status` probe holds it, shared, for microseconds); the kernel drops it when
     the process exits, so a crash leaves nothing that blocks. The lock file is never deleted
     (deleting a lock file lets two processes each lock a different inode); its text names the
     holder and is cleared on release.
     """
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, wait: float = _LOCK_WAIT_SECONDS) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / LOCK
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + wait
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
