@@ -189,8 +189,8 @@ def _schema_message(error: Any, schema: dict, prefix: Sequence[Any] = ()) -> str
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         unknown = re.findall(r"'([^']*)'", error.message.split("(", 1)[-1])
         return _unknown_keys(where, unknown, _schema_keys(schema, set()))
-    if error.validator == "propertyNames":
-        return f"{where}: key {error.instance!r}: {error.message}"
+    if "propertyNames" in error.absolute_schema_path:  # a key the schema does not allow
+        return f"{where}: key {error.message}"
     return f"{where}: {error.message}"
 
 
@@ -415,13 +415,15 @@ def _check_url(where: str, url: str | None) -> None:
                           "file:// or a plain path")
 
 
-def _fake_images_per_class(name: str, fake: dict) -> int | None:
-    """Training images per class a `fake:` entry makes (the fake's own default if unset;
-    None if unknown: then prepare itself refuses a split that does not fit)."""
+def _fake_per_class(name: str, fake: dict, split: str = "train") -> int | None:
+    """Images per class in one split of a `fake:` entry (the fake's own default when per_class
+    is unset; None if unknown: then prepare itself refuses a split that does not fit)."""
     if "per_class" in fake:
         return int(fake["per_class"])
     from sdnet.data import fake as fakes  # only for a fake without per_class: numpy is heavy
 
+    if name == "svhn":
+        return getattr(fakes, "SVHN_PER_CLASS", {}).get(split)
     default = getattr(fakes, "DEFAULT_PER_CLASS", {}).get(name)
     return int(default[0]) if default else None
 
@@ -433,25 +435,23 @@ def _check_source(name: str, entry: dict) -> None:
     facts = spec.dataset_spec(name)
     fake = entry.get("fake")
     val_size = entry.get("val_size")
-    per_class = None if fake is None else _fake_images_per_class(name, fake)
     if val_size is not None and facts.max_val_size is not None:
-        if fake is not None:
-            if per_class is None:
-                return
+        limit, what = facts.max_val_size, facts.title
+        per_class = None if fake is None else _fake_per_class(name, fake)
+        if per_class is not None:
             images = per_class * facts.num_classes
             # A held-out split must leave training images; CINIC-10's comes from its valid split.
             limit = images if name == "cinic10" else images - 1
             what = f"its fake (fake.per_class gives {images} images to take it from)"
-        else:
-            limit, what = facts.max_val_size, facts.title
-        if val_size > limit:
+        if val_size > limit and (fake is None or per_class is not None):
             raise ConfigError(f"{where}.val_size: {val_size} does not fit {what}: at most "
                               f"{limit} validation images")
-    if fake is not None and per_class is not None:
-        for split, count in (entry.get("val_per_class") or {}).items():
-            if count > per_class:
-                raise ConfigError(f"{where}.val_per_class.{split}: {count} is more than the "
-                                  f"{per_class} images per class of its fake (fake.per_class)")
+    for split, count in (entry.get("val_per_class") or {}).items() if fake is not None else ():
+        per_class = _fake_per_class(name, fake, split)
+        if per_class is not None and count > per_class:
+            raise ConfigError(f"{where}.val_per_class.{split}: {count} is more than the "
+                              f"{per_class} images per class in {split} of its fake "
+                              "(fake.per_class)")
 
 
 def _check_runs(cfg: dict) -> list[str]:
