@@ -260,8 +260,8 @@ def test_settings_mismatch_rules():
 
 @pytest.mark.parametrize("error", [
     OSError(errno.ENOSPC, "No space left on device"),
-    RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0: "
-                 "PytorchStreamWriter failed writing file data/0: file write failed"),
+    RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed "
+                 "writing file data/0: file write failed: No space left on device"),
 ])
 def test_full_disk_is_one_line_naming_file_and_checkpoint(tmp_path, error):
     with pytest.raises(rf.DiskFullError) as err, rf.no_space_guard(tmp_path / "checkpoint.pt", 7):
@@ -269,6 +269,15 @@ def test_full_disk_is_one_line_naming_file_and_checkpoint(tmp_path, error):
     message = str(err.value)
     assert message.startswith(f"no space left on device while writing {tmp_path}/checkpoint.pt")
     assert "previous checkpoint (epoch 7) is intact" in message and "\n" not in message
+
+
+def test_torch_error_with_a_full_disk_as_its_context_is_a_full_disk(tmp_path):
+    with pytest.raises(rf.DiskFullError), rf.no_space_guard(tmp_path / "model.pt", 3):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 "
+                               "vs 598") from None
 
 
 def test_other_errors_pass_the_disk_guard(tmp_path):

@@ -8,6 +8,7 @@ checkpoint never runs code from it. Sits beside `sdnet.train` and below it (it i
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,14 @@ CHECKPOINT_FORMAT = 1
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save through a temp file + os.replace, so a kill never leaves a torn file (and a
-    failed write, say a full disk, removes its temp file and leaves the old file untouched)."""
+    failed write, say a full disk, removes its temp file and leaves the old file untouched).
+
+    Serialised in memory first: a full disk then fails in our own write as OSError(ENOSPC),
+    not as torch's `inline_container.cc ... unexpected pos` RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_open(path, "wb") as handle:
-        torch.save(obj, handle)
+        handle.write(buffer.getbuffer())
 
 
 def checkpoint_path(out: Path) -> Path:

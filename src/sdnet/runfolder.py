@@ -396,14 +396,17 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
                      holder=holder if running else None, mismatch=mismatch)
 
 
-def is_no_space(err: BaseException) -> bool:
-    """ENOSPC (or a full quota), also as torch's `RuntimeError ... inline_container.cc ... file
-    write failed`, which torch.save raises when its writes fail."""
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(err)
-    return isinstance(err, RuntimeError) and (
-        "No space left" in text or ("inline_container" in text and "write failed" in text))
+def is_no_space(err: BaseException | None) -> bool:
+    """ENOSPC (or a full quota), also inside torch's `RuntimeError [enforce fail at
+    inline_container.cc] ...` (the OSError is its context) or naming it in its text."""
+    seen = 0
+    while err is not None and seen < 5:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(err, RuntimeError) and "No space left" in str(err):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
 
 
 class DiskFullError(SdnetError):
