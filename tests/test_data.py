@@ -270,7 +270,7 @@ def test_cinic_pool_decoding_gives_the_same_bytes(cinic10_archive: Path, prepare
     """Small chunks force the process pool that full-size archives use; the output must not
     depend on it."""
     # The package's `prepare` attribute is the function; the module is reached by its full name.
-    monkeypatch.setattr(importlib.import_module("sdnet.data.prepare"), "DECODE_CHUNK", 64)
+    monkeypatch.setattr(importlib.import_module("sdnet.data.cinic"), "DECODE_CHUNK", 64)
     prepare("cinic10", cinic10_archive, tmp_path / "pool", workers=2)
     for name in _files(prepared_cinic10):
         assert (tmp_path / "pool" / name).read_bytes() == (prepared_cinic10 / name).read_bytes()

@@ -104,41 +104,55 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="download, prepare or fake a data set")
     dsub = p.add_subparsers(dest="data_command", required=True)
 
-    d = dsub.add_parser("download", help="fetch and verify a data set archive (https, file:// or path)")
+    d = dsub.add_parser("download", help="fetch and verify one official file (https, file:// or path)")
     d.add_argument("--dataset", choices=spec.DATASETS, required=True)
-    d.add_argument("--url", default=None, help="archive URL or path (default: the official one)")
+    d.add_argument("--file", default=None,
+                   help="which official file (svhn: required, one of train_32x32.mat, "
+                   "test_32x32.mat, extra_32x32.mat; others: their one archive, the default)")
+    d.add_argument("--url", default=None,
+                   help="archive URL or path (default: the official one); for svhn the FOLDER "
+                   "holding the files (https, http, file:// or a path), the file name is appended")
     d.add_argument("--md5", default=None,
-                   help="expected md5 (default: the official one; 'none' skips the check, e.g. "
-                   "for locally generated fakes)")
-    d.add_argument("--out", type=Path, required=True, help="folder that receives the archive")
+                   help="expected md5 (default: the official one of that file; 'none' skips the "
+                   "check, e.g. for locally generated fakes)")
+    d.add_argument("--out", type=Path, required=True, help="folder that receives the file")
     d.set_defaults(func=_cmd_download)
 
-    r = dsub.add_parser("prepare", help="turn an archive into train/val/test .npz arrays")
+    r = dsub.add_parser("prepare", help="turn the downloaded files into train/val/test .npz arrays")
     r.add_argument("--dataset", choices=spec.DATASETS, required=True)
-    r.add_argument("--archive", type=Path, required=True)
+    r.add_argument("--archive", type=Path, required=True,
+                   help="the downloaded archive; for svhn the folder holding its .mat files")
     r.add_argument("--val-size", type=_non_negative_int, default=None,
-                   help="validation images: CIFAR-10 holds them out of train (default 10%%, i.e. 5000 "
-                   "of the real 50,000; 0: none); CINIC-10 takes a seeded subset of its shipped "
-                   "valid split (default: all of it; 0 drops it)")
+                   help="validation images: CIFAR-10/100 hold them out of train (default 10%%, i.e. "
+                   "5000 of the real 50,000; 0: none); CINIC-10 takes a seeded subset of its "
+                   "shipped valid split (default: all of it; 0 drops it); not for svhn")
+    r.add_argument("--use-extra", action=argparse.BooleanOptionalAction, default=None,
+                   help="svhn: train on train + extra (default) or train only")
+    r.add_argument("--val-per-class-train", type=_non_negative_int, default=None,
+                   help="svhn: validation images per digit taken from train (default 400)")
+    r.add_argument("--val-per-class-extra", type=_non_negative_int, default=None,
+                   help="svhn: validation images per digit taken from extra (default 200)")
     r.add_argument("--split-seed", type=_non_negative_int, default=0)
-    r.add_argument("--workers", type=_positive_int, default=None, help="decoding processes (default: all cores)")
+    r.add_argument("--workers", type=_positive_int, default=None,
+                   help="CINIC-10 decoding processes (default: all cores)")
     r.add_argument("--out", type=Path, required=True)
     r.set_defaults(func=_cmd_prepare)
 
-    f = dsub.add_parser("fake", help="write a small archive in exactly the real format")
+    f = dsub.add_parser("fake", help="write a small data set in exactly the real format")
     f.add_argument("--format", choices=spec.DATASETS, required=True)
     f.add_argument("--per-class", type=_positive_int, default=None,
                    help="images per class and split (default: small)")
     f.add_argument("--full-size", action="store_true", help="as many images as the real data set")
     f.add_argument("--seed", type=_non_negative_int, default=0)
-    f.add_argument("--out", type=Path, required=True, help="archive path to write")
+    f.add_argument("--out", type=Path, required=True,
+                   help="archive path to write (svhn: the folder that receives its .mat files)")
     f.set_defaults(func=_cmd_fake)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
     from sdnet import data
 
-    path = data.download(args.dataset, args.out, url=args.url, md5=args.md5)
+    path = data.download(args.dataset, args.out, url=args.url, md5=args.md5, file=args.file)
     print(path)
     return 0
 
@@ -146,8 +160,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from sdnet import data
 
+    per_class = {key: value for key, value in (("train", args.val_per_class_train),
+                                               ("extra", args.val_per_class_extra))
+                 if value is not None}
     data.prepare(args.dataset, args.archive, args.out, val_size=args.val_size,
-                 split_seed=args.split_seed, workers=args.workers)
+                 split_seed=args.split_seed, workers=args.workers, use_extra=args.use_extra,
+                 val_per_class=per_class or None)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Safe reading of downloaded archives, and the restricted unpickler for CIFAR-10 batches."""
+"""Safe reading of downloaded archives, and the restricted unpickler for CIFAR batches."""
 
 from __future__ import annotations
 
@@ -77,11 +77,11 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def load_pickle(data: bytes, name: str) -> dict:
-    """A CIFAR-10 batch or meta file as a dict with str keys (Python 2 pickles, latin1)."""
+    """A CIFAR batch or meta file as a dict with str keys (Python 2 pickles, latin1)."""
     try:
         obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise SdnetError(f"{name}: not a CIFAR-10 pickle ({err})") from err
+        raise SdnetError(f"{name}: not a CIFAR pickle ({err})") from err
     if not isinstance(obj, dict):
         raise SdnetError(f"{name}: expected a pickled dict, got {type(obj).__name__}")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}

@@ -1,7 +1,9 @@
-"""Fetch an archive (https, file:// or a plain path), verify its md5, then move it into place.
+"""Fetch one official file (https, file:// or a plain path), verify its md5, move it into place.
 
-The archive is written under a temporary name in the destination folder and only renamed to its
-final name once verified, so a wrong or truncated download never looks finished.
+Each file of a data set is fetched on its own (SVHN's three .mat files: a failed 1.3 GB download
+of `extra` refetches only that one). The file is written under a temporary name in the
+destination folder and only renamed to its final name once verified, so a wrong or truncated
+download never looks finished.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from sdnet.data.common import dataset_info
+from sdnet.data.common import check_url, dataset_info
 from sdnet.errors import SdnetError
 
 log = logging.getLogger(__name__)
@@ -26,13 +28,14 @@ SKIP_MD5 = "none"
 
 
 def _local_path(source: str) -> Path | None:
-    """The file behind a plain path or a file:// URL; None for a remote URL."""
+    """The file behind a plain path or a file:// URL; None for a remote (http/https) URL."""
+    check_url(source)
     parts = urllib.parse.urlsplit(source)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise SdnetError(f"cannot fetch {source}: file:// URLs must name a local file")
         return Path(urllib.request.url2pathname(parts.path))
-    if parts.scheme in ("http", "https", "ftp"):
+    if parts.scheme in ("http", "https"):
         return None
     return Path(source).expanduser()
 
@@ -88,7 +91,7 @@ def verify(path: Path, md5: str, name: str | None = None) -> str:
             _check_gzip_complete(path, name)
     elif actual != md5.lower():
         raise SdnetError(f"{name}: md5 mismatch (expected {md5.lower()}, got {actual}); the "
-                         "archive is wrong or truncated and was not kept")
+                         "file is wrong or truncated and was not kept")
     return actual
 
 
@@ -102,21 +105,27 @@ def _already_there(final: Path, md5: str) -> bool:
 
 
 def download(dataset: str, out_dir: Path | str, url: str | None = None,
-             md5: str | None = None) -> Path:
-    """Put the verified archive of `dataset` into `out_dir` under its official name."""
+             md5: str | None = None, file: str | None = None) -> Path:
+    """Put the verified file `file` of `dataset` into `out_dir` under its official name.
+
+    `file` defaults to the archive of a single-archive data set; SVHN needs it (one of its three
+    .mat files), and its `url` is the folder holding them (the file name is appended). `md5`
+    defaults to the official md5 of that file ("none" skips the check).
+    """
     info = dataset_info(dataset)
-    source = str(url or info.url)
-    md5 = md5 or info.md5
+    name = info.file_name(file)
+    source = info.file_url(name, url)
+    md5 = md5 or info.md5s[name]
     out_dir = Path(out_dir)
-    final = out_dir / info.archive
+    final = out_dir / name
     if _already_there(final, md5):
         return final
     out_dir.mkdir(parents=True, exist_ok=True)
     # A fresh temporary folder beside the final file: torchvision's download_url skips files that
     # already exist, and the rename into place stays on one file system.
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{info.archive}.", suffix=".part", dir=out_dir))
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=out_dir))
     try:
-        tmp = tmp_dir / info.archive
+        tmp = tmp_dir / name
         _fetch(source, tmp)
         verify(tmp, md5, name=f"{final} (from {source})")
         os.replace(tmp, final)

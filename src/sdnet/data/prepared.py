@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sdnet.data.common import CLASSES, FORMAT_VERSION, IMAGE_SHAPE, require_file
+from sdnet.data.common import FORMAT_VERSION, IMAGE_SHAPE, class_names, require_file
 from sdnet.errors import SdnetError
 
 SPLITS = ("train", "val", "test")
 Split = tuple[np.ndarray, np.ndarray]
 PREPARE_HINT = "run `sdnet data prepare` first"
+STATS_CHUNK = 65_536  # images per histogram pass: bounds the temporary copy for SVHN's 600k
+# What np.load raises on a truncated or damaged .npz (zip) or .npy member.
+_UNREADABLE = (zipfile.BadZipFile, EOFError, ValueError, zlib.error, KeyError, OSError)
 
 
 @dataclass
@@ -35,8 +39,10 @@ class Prepared:
         return list(self.meta["std"])
 
 
-def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str) -> None:
-    """Raise SdnetError naming `source` unless the arrays are a valid 10-class 32x32 RGB split."""
+def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str,
+                num_classes: int = 10) -> None:
+    """Raise SdnetError naming `source` unless the arrays are a valid 32x32 RGB split with
+    labels in 0..num_classes-1."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
         raise SdnetError(f"{source}: images must be uint8 (N, 32, 32, 3), got "
                          f"{images.dtype} {images.shape}")
@@ -44,17 +50,18 @@ def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str) -> N
         raise SdnetError(f"{source}: {images.shape[0]} images but labels of shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise SdnetError(f"{source}: labels must be integers, got {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
-        raise SdnetError(f"{source}: labels must be in 0..{len(CLASSES) - 1}, got "
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise SdnetError(f"{source}: labels must be in 0..{num_classes - 1}, got "
                          f"{labels.min()}..{labels.max()}")
 
 
-def write_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+def write_split(path: Path, images: np.ndarray, labels: np.ndarray,
+                num_classes: int = 10) -> None:
     """Uncompressed .npz (fast to load) with fixed zip timestamps, so equal data = equal bytes.
 
     np.savez stamps each member with the current time; this writes the same format by hand.
     """
-    check_split(images, labels, path)
+    check_split(images, labels, path, num_classes)
     arrays = {"images": np.ascontiguousarray(images), "labels": labels.astype(np.int64)}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, array in arrays.items():
@@ -65,11 +72,15 @@ def write_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std on the 0-1 scale, exact: from 256-bin histograms of the uint8
-    pixels (ten times faster than float arithmetic over the 45k x 3072 values)."""
+    pixels (ten times faster than float arithmetic over the 45k x 3072 values), counted a
+    chunk of images at a time so that the temporary copy stays small."""
     values = np.arange(256, dtype=np.float64)
     means, stds = [], []
     for c in range(images.shape[-1]):
-        hist = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
+        hist = np.zeros(256, np.float64)
+        for start in range(0, len(images), STATS_CHUNK):
+            chunk = images[start:start + STATS_CHUNK, ..., c]
+            hist += np.bincount(chunk.ravel(), minlength=256)
         mean = (hist @ values) / hist.sum()
         var = (hist @ np.square(values - mean)) / hist.sum()
         means.append(round(float(mean) / 255.0, 8))
@@ -77,19 +88,24 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-def build_meta(dataset: str, splits: dict[str, Split], source_md5: str, val_size: int,
-               split_seed: int) -> dict:
-    """meta.json content as docs/DESIGN.md fixes it."""
+def build_meta(dataset: str, splits: dict[str, Split], source_md5: str | dict[str, str],
+               val_size: int, split_seed: int, **shape: object) -> dict:
+    """meta.json content as docs/DESIGN.md fixes it. `source_md5` is the archive's md5, or
+    {file: md5} for a data set of several files; `shape` holds the data set's own settings that
+    shape the arrays (SVHN: use_extra, val_per_class), so that they enter the fingerprint."""
     mean, std = channel_stats(splits["train"][0])
+    classes = list(class_names(dataset))
     return {
         "dataset": dataset,
-        "classes": list(CLASSES),
+        "classes": classes,
+        "num_classes": len(classes),
         "counts": {name: len(split[1]) for name, split in splits.items()},
         "mean": mean,
         "std": std,
         "source_md5": source_md5,
         "val_size": int(val_size),
         "split_seed": int(split_seed),
+        **shape,
         "format_version": FORMAT_VERSION,
     }
 
@@ -98,14 +114,17 @@ def write_meta(path: Path, meta: dict) -> None:
     path.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
 
 
-def _read_split(path: Path) -> Split:
+def _read_split(path: Path, num_classes: int) -> Split:
     require_file(path, PREPARE_HINT)
     try:
         with np.load(path, allow_pickle=False) as npz:
             images, labels = npz["images"], npz["labels"]
-    except (OSError, ValueError, KeyError) as err:
-        raise SdnetError(f"{path}: not a prepared split ({err}); {PREPARE_HINT} again") from err
-    check_split(images, labels, path)
+    except _UNREADABLE as err:
+        raise SdnetError(
+            f"{path}: unreadable or truncated prepared array ({type(err).__name__}: {err}); "
+            f"re-run `sdnet data prepare` (under Snakemake: delete {path.parent} so that "
+            "prepare_dataset runs again)") from err
+    check_split(images, labels, path, num_classes)
     return images, labels
 
 
@@ -127,7 +146,8 @@ def load_prepared(data_dir: Path | str) -> Prepared:
     if not data_dir.is_dir():
         raise SdnetError(f"data folder {data_dir} not found; {PREPARE_HINT}")
     meta = _read_meta(data_dir)
-    splits = {name: _read_split(data_dir / f"{name}.npz")
+    num_classes = len(meta.get("classes") or ())
+    splits = {name: _read_split(data_dir / f"{name}.npz", num_classes)
               for name in SPLITS if name in meta.get("counts", {})}
     for name in ("train", "test"):
         if name not in splits:
