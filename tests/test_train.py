@@ -5,11 +5,15 @@ Runs are ResNet-8 on a few hundred fake images, on the CPU; every run takes a fe
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import math
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdnet import cli, events, gpus, spec, train
+import sdnet.checkpoint
+import sdnet.device
+import sdnet.io
+from sdnet import cli, events, gpus, settings, spec, train
 from sdnet.data import fake_prepared
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
@@ -455,3 +462,222 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
         raise RuntimeError
     assert (tmp_path / "a.txt").read_text() == "x\n"
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "sub"]
+
+
+# ----------------------------------------------------------------------------- one trainer per folder
+
+
+def test_second_trainer_is_refused_while_the_first_trains(finished_run, data_dir, tmp_path):
+    """A real second `sdnet train` on the folder exits at once naming folder, host and PID; the
+    first run goes on untouched (same metrics as an undisturbed run)."""
+    full, _ = finished_run
+    out = tmp_path / "busy"
+    seen = {}
+
+    def second_trainer(epoch: int) -> None:
+        if epoch == 1:
+            proc = sdnet_subprocess(["train", "--data", str(data_dir), *QUICK, "--out", str(out)],
+                                    stderr=subprocess.PIPE)
+            seen["rc"], seen["err"] = proc.wait(timeout=120), proc.stderr.read()
+
+    summary = train.train(config(data_dir, out), on_epoch_end=second_trainer)
+    assert seen["rc"] == 2
+    line = f"sdnet: error: {out} is being trained by host {socket.gethostname()}, PID {os.getpid()}"
+    assert seen["err"].startswith(line) and len(seen["err"].strip().splitlines()) == 1
+    assert summary["epochs"] == EPOCHS
+    assert without_time(read_metrics(out)) == without_time(read_metrics(full))
+
+
+def test_stale_lock_file_and_run_json_of_a_dead_trainer(data_dir, tmp_path, capsys):
+    out = tmp_path / "stale"
+    out.mkdir()
+    (out / "train.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": 999999,
+                                                "since": "2026-01-01T00:00:00+00:00"}))
+    train.train(config(data_dir, out, epochs=1, limit_train=32))
+    info = json.loads((out / "run.json").read_text())
+    assert (info["pid"], info["host"], info["epochs"], info["start_epoch"]) == (
+        os.getpid(), socket.gethostname(), 1, 0)
+    assert info["settings"] == json.loads((out / "summary.json").read_text())["settings"]
+    assert (out / "train.lock").read_text() == ""  # released
+    # milestones [2] of a 1-epoch run: a warning line, not a refusal.
+    assert "sdnet: warning: milestone(s) 2 at or past the last epoch (1)" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- full disk
+
+
+@contextlib.contextmanager
+def small_tmpfs(tmp_path: Path, size: str):
+    """A real tmpfs of `size` (needs root / CAP_SYS_ADMIN; skips with the reason otherwise)."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                            check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path, leave: int) -> Path:
+    """Fill `folder`'s file system until about `leave` bytes are free; returns the ballast file."""
+    stat = os.statvfs(folder)
+    ballast = folder / "ballast"
+    with contextlib.suppress(OSError), open(ballast, "wb") as handle:
+        handle.write(b"\0" * max(stat.f_bavail * stat.f_frsize - leave, 0))
+    return ballast
+
+
+def test_full_disk_mid_run_is_one_line_and_the_rerun_resumes_exactly(finished_run, data_dir,
+                                                                     tmp_path):
+    full, _ = finished_run
+    with small_tmpfs(tmp_path, "8m") as disk:
+        out = disk / "run"
+        ballast = {}
+
+        def fill_after_epoch_1(epoch: int) -> None:
+            if epoch == 1:  # the next checkpoint (~0.7 MB) cannot fit in what is left
+                ballast["path"] = fill(disk, leave=256 * 1024)
+
+        with pytest.raises(SdnetError) as err:
+            train.train(config(data_dir, out), on_epoch_end=fill_after_epoch_1)
+        message = str(err.value)
+        assert message.startswith(f"no space left on device while writing {out}/")
+        assert "previous checkpoint (epoch 1) is intact" in message and "\n" not in message
+        assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+        assert not list(out.glob(".*.tmp")) and not (out / "summary.json").exists()
+        ballast["path"].unlink()
+        train.train(config(data_dir, out))
+        assert without_time(read_metrics(out)) == without_time(read_metrics(full))
+        assert not (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("victim", ["model.pt", "summary.json"])
+def test_full_disk_at_the_end_keeps_the_last_checkpoint(data_dir, tmp_path, monkeypatch, capsys,
+                                                        victim):
+    out = tmp_path / "end"
+    real_open = sdnet.io.atomic_open
+
+    @contextlib.contextmanager
+    def full_for_victim(path, mode="wb", **kwargs):
+        if Path(path).name == victim:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        with real_open(path, mode, **kwargs) as handle:
+            yield handle
+
+    monkeypatch.setattr(sdnet.io, "atomic_open", full_for_victim)
+    monkeypatch.setattr(sdnet.checkpoint, "atomic_open", full_for_victim)
+    args = ["train", "--data", str(data_dir), *QUICK, "--epochs", "2", "--limit-train", "64",
+            "--out", str(out)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"sdnet: error: no space left on device while writing {out / victim}; the "
+                       "previous checkpoint (epoch 2) is intact; free some space and run the "
+                       "same command again: it resumes from there")
+    assert not (out / "summary.json").exists()
+    monkeypatch.undo()
+    assert cli.main(args) == 0
+    assert "resuming from checkpoint at epoch 2 of 2" in capsys.readouterr().err
+    assert (out / "summary.json").exists() and not (out / "checkpoint.pt").exists()
+
+
+# ----------------------------------------------------------------------------- TensorBoard
+
+
+def scalars(out: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.skipif(events.summary_writer_class() is None,
+                    reason="tensorboard is not installed (pip install -e '.[tensorboard]')")
+def test_tensorboard_curves_continue_without_duplicates_after_resume(finished_run, data_dir,
+                                                                     tmp_path):
+    """Events of an epoch written after the last checkpoint (a kill between the two) are purged
+    on resume, so every step appears once, with the values of metrics.csv."""
+    out = tmp_path / "tb"
+    saved = tmp_path / "checkpoint-epoch1.pt"
+
+    def kill_after_epoch_2(epoch: int) -> None:
+        if epoch == 1:
+            shutil.copy(out / "checkpoint.pt", saved)
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train.train(config(data_dir, out), on_epoch_end=kill_after_epoch_2)
+    shutil.copy(saved, out / "checkpoint.pt")  # as if killed before epoch 2's checkpoint
+    train.train(config(data_dir, out))
+    curves = scalars(out)
+    assert set(curves) == set(events.TAGS.values())
+    rows = read_metrics(out)
+    for column, tag in events.TAGS.items():
+        assert [step for step, _ in curves[tag]] == [1, 2, 3], tag
+        assert [v for _, v in curves[tag]] == pytest.approx([float(r[column]) for r in rows])
+    assert len(list((out / "tensorboard").iterdir())) == 2  # one event file per session
+
+
+def test_without_tensorboard_nothing_changes(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    assert events.summary_writer_class() is None
+    out = tmp_path / "plain"
+    train.train(config(data_dir, out, epochs=1, limit_train=32))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.csv", "model.pt", "run.json", "summary.json", "train.lock"]
+
+
+# ----------------------------------------------------------------------------- bf16, classes, augment
+
+
+def test_amp_on_cpu_follows_the_cpu_and_no_amp_turns_it_off(finished_run, data_dir, tmp_path):
+    _, summary = finished_run
+    assert summary["amp_used"] is sdnet.device.cpu_has_bf16()
+    plain = train.train(config(data_dir, tmp_path / "fp32", epochs=1, limit_train=32, amp=False))
+    assert plain["amp_used"] is False and plain["settings"]["amp"] is False
+
+
+@pytest.mark.skipif(not sdnet.device.cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_bf16_is_what_the_cpu_run_computes_in(data_dir, tmp_path):
+    """The finished_run / SIGKILL-resume tests above ran with bf16 here: check that autocast
+    really produced bf16 activations, so their bit-identical resume covers bf16."""
+    cfg = train.check_config(config(data_dir, tmp_path / "x", device="cpu"))
+    model = train.build_model(cfg, torch.device("cpu"))
+    with train.autocast(cfg, torch.device("cpu")):
+        assert model(torch.randn(2, 3, 32, 32)).dtype == torch.bfloat16
+
+
+def test_number_of_classes_comes_from_the_prepared_data(data_dir, tmp_path):
+    data = tmp_path / "hundred"
+    shutil.copytree(data_dir, data)
+    meta = json.loads((data / "meta.json").read_text())
+    meta["classes"] = [f"class{i}" for i in range(100)]
+    (data / "meta.json").write_text(json.dumps(meta))
+    summary = train.train(config(data, tmp_path / "c100", epochs=1, limit_train=32))
+    weights = torch.load(tmp_path / "c100" / "model.pt", weights_only=True)
+    assert summary["num_classes"] == 100 and weights["fc.weight"].shape[0] == 100
+
+
+def test_augment_defaults_per_data_set_and_enters_the_fingerprint(data_dir, tmp_path):
+    cfg = train.check_config(config(data_dir, tmp_path / "a"))
+    assert cfg.augment is True and train.settings_of(cfg)["augment"] is True
+    assert settings.default_augment("svhn") is False
+    off = train.check_config(config(data_dir, tmp_path / "a", augment=False))
+    meta = {"source_md5": "x"}
+    assert train.fingerprint(train.settings_of(cfg), meta) != \
+        train.fingerprint(train.settings_of(off), meta)
+    loaders = train.build_loaders(off, train.load_data(off), torch.device("cpu"))
+    assert loaders.train.augment is False and loaders.test.augment is False
+    assert train.build_loaders(cfg, train.load_data(cfg), torch.device("cpu")).train.augment
+
+
+def test_cli_augment_flag(data_dir, tmp_path):
+    out = tmp_path / "noaug"
+    args = ["train", "--data", str(data_dir), *QUICK, "--epochs", "1", "--limit-train", "32",
+            "--no-augment", "--out", str(out)]
+    assert cli.main(args) == 0
+    assert json.loads((out / "summary.json").read_text())["settings"]["augment"] is False
