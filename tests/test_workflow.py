@@ -210,11 +210,16 @@ def test_parse_imports_neither_torch_nor_pandas(workdir: Path) -> None:
     ({"variants": {"stochastic": {"p_last": 1.5}}},
      "variants.stochastic.p_last: 1.5 is greater than the maximum of 1"),
     ({"experiment": {"datasets": ["cifar10", "imagenet"]}},
-     "experiment.datasets[1]: 'imagenet' is not one of ['cifar10', 'cinic10']"),
+     ("experiment.datasets[1]: 'imagenet' is not one of ['cifar10', 'cifar100', 'cinic10', "
+     "'svhn']")),
     ({"train": {"lr": "fast"}}, "train.lr: 'fast' is not of type 'number'"),
     ({"experiment": {"variants": ["baseline", "uniform"]}},
      "experiment.variants lists 'uniform', which is not defined under variants"),
-], ids=["typo", "depth57", "p_last", "dataset", "type", "undefined-variant"])
+    ({"variants": {"stochastic": {"survival": "linear", "sweep": {"p_last": [0.5, 0.5]}}}},
+     "variants.stochastic.sweep.p_last: [0.5, 0.5] has non-unique elements"),
+    ({"datasets": {"cifar10": {"url": "ftp://mirror/cifar-10-python.tar.gz"}}},
+     "datasets.cifar10.url: unknown URL scheme 'ftp'"),
+], ids=["typo", "depth57", "p_last", "dataset", "type", "undefined-variant", "sweep", "url"])
 def test_bad_config_stops_before_any_job(workdir: Path, overlay: dict, expected: str) -> None:
     result = snakemake(workdir, "--cores", "1", "--configfile", write_overlay(workdir, "bad.yaml",
                                                                              overlay))
@@ -225,6 +230,73 @@ def test_bad_config_stops_before_any_job(workdir: Path, overlay: dict, expected:
     assert "Traceback" not in result.stdout and 'File "' not in result.stdout
     assert "Building DAG" not in result.stdout
     assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+
+def jobs_of(output: str, rule: str) -> dict[str, str]:
+    """The `-n -p` blocks of one rule: its wildcards line -> the whole block (shell included)."""
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", output)
+    found = {}
+    for block in blocks:
+        if block.startswith((f"rule {rule}:", f"localrule {rule}:")):
+            wildcards = re.search(r"wildcards: (.*)", block)
+            found[wildcards.group(1) if wildcards else ""] = block
+    return found
+
+
+# Every level of the settings cascade, a sweep and a per-data-set depth in one dry run.
+CASCADE = {
+    "experiment": {"datasets": ["cifar10", "svhn"], "depths": [20, 1202],
+                   "variants": ["baseline", "linear"], "seeds": [0],
+                   "per_dataset": {"svhn": {"depths": [152]}}},
+    "variants": {"linear": {"survival": "linear", "sweep": {"p_last": [0.2, 0.5]}}},
+    "networks": {"resnet20": {"epochs": 3}},  # the paper's milestones never reached: a warning
+}
+
+
+def test_cascade_sweeps_and_new_data_sets_in_the_train_flags(workdir: Path) -> None:
+    output = run_ok(workdir, "-n", "-p", "--configfile", write_overlay(workdir, "cascade.yaml",
+                                                                      CASCADE))
+    counts = job_counts(output)
+    assert counts["train_run"] == 9 and counts["download_dataset"] == 4
+    train = jobs_of(output, "train_run")
+    assert set(train) == {f"dataset={d}, depth={n}, variant={v}, seed=0"
+                          for d, n in (("cifar10", 20), ("cifar10", 1202), ("svhn", 152))
+                          for v in ("baseline", "linear-p_last0.2", "linear-p_last0.5")}
+    for key, block in train.items():
+        if "svhn" in key:  # the data set's schedule, no augmentation by default
+            assert "--epochs 50 " in block and "--milestones 30 35 " in block
+            assert "--no-augment " in block
+        elif "depth=1202" in key:  # the network's schedule
+            assert "--epochs 300 " in block and "--milestones 150 225 " in block
+            assert "--warmup-epochs 10 " in block and "--augment " in block
+        else:
+            assert "--epochs 3 " in block and "--milestones 250 375 " in block
+        if "p_last0.2" in key:
+            assert "--p-last 0.2 " in block and "--survival linear " in block
+            assert "--variant linear-p_last0.2 " in block
+    downloads = jobs_of(output, "download_dataset")
+    for name in ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat"):
+        block = downloads[f"dataset=svhn, archive={name}"]
+        assert f"--file {name} --url http://ufldl.stanford.edu/housenumbers/ --md5 " in block
+    prepare = jobs_of(output, "prepare_dataset")["dataset=svhn"]
+    assert "--archive resources/raw/svhn " in prepare and "--use-extra " in prepare
+    assert "--val-per-class-extra 200 --val-per-class-train 400 " in prepare
+    warnings = [line for line in output.splitlines() if "Config warning" in line]
+    assert len(warnings) == 1 and "cifar10/resnet20/baseline" in warnings[0], warnings
+
+
+@pytest.mark.parametrize(("preset", "jobs"), [
+    ("table1", {"download_dataset": 5, "prepare_dataset": 3, "train_run": 30}),
+    ("fig8", {"download_dataset": 1, "prepare_dataset": 1, "train_run": 60}),
+    ("resnet1202", {"download_dataset": 1, "prepare_dataset": 1, "train_run": 6}),
+    ("no-augmentation", {"download_dataset": 2, "prepare_dataset": 2, "train_run": 20}),
+])
+def test_paper_presets_dry_run(workdir: Path, preset: str, jobs: dict[str, int]) -> None:
+    output = run_ok(workdir, "-n", "--configfile", f"config/paper/{preset}.yaml")
+    counts = job_counts(output)
+    assert {rule: counts.get(rule) for rule in jobs} == jobs
+    assert f"results/paper/{preset}/runs/" in output
+    assert "Config warning" not in output
 
 
 # ------------------------------------------------------------------------------------ the demo
