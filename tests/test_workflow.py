@@ -314,8 +314,12 @@ def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
         (d, n, v) for d in ("cifar10", "cinic10") for n in ("8", "20")
         for v in ("baseline", "stochastic")}
     summary = json.loads((out / "runs/cinic10/resnet20/stochastic/seed1/summary.json").read_text())
-    assert summary["epochs"] == 3 and summary["survival"] == "linear"
-    assert summary["settings"]["limit_train"] == 128
+    assert summary["epochs"] == 6 and summary["survival"] == "linear"
+    assert summary["settings"]["limit_train"] is None
+    # The demo learns: every CIFAR-10 network well under chance (90 %) and under 50 % test error.
+    cifar = [r for r in runs if r["dataset"] == "cifar10"]
+    assert all(float(r["test_error_at_best"]) < 50 for r in cifar), [
+        (r["depth"], r["variant"], r["seed"], r["test_error_at_best"]) for r in cifar]
     assert not list(out.glob("runs/*/*/*/*/checkpoint.pt"))
     tex = (out / "tables/summary.tex").read_text()
     assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex
