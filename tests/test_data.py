@@ -415,3 +415,84 @@ def test_augmented_batches_are_crops_and_flips_of_their_images() -> None:
             assert match, f"image {k} is no crop/flip of its source"
             seen.add(match[0])
     assert len({m[2] for m in seen}) == 2 and len({m[:2] for m in seen}) > 10
+
+
+# --- damaged prepared folders (issue 12) ----------------------------------------------------
+
+@pytest.mark.parametrize("cut", ["half", "header", "tail"])
+def test_truncated_npz_is_one_line(prepared_cifar10: Path, tmp_path: Path, cut: str,
+                                   capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in _files(prepared_cifar10):
+        (folder / name).write_bytes((prepared_cifar10 / name).read_bytes())
+    data = (folder / "train.npz").read_bytes()
+    keep = {"half": len(data) // 2, "header": 100, "tail": len(data) - 30}[cut]
+    (folder / "train.npz").write_bytes(data[:keep])
+    with pytest.raises(SdnetError) as err:
+        load_prepared(folder)
+    message = str(err.value)
+    assert str(folder / "train.npz") in message and "\n" not in message
+    assert "sdnet data prepare" in message and "prepare_dataset" in message
+    argv = ["train", "--data", str(folder), "--dataset", "cifar10", "--depth", "8",
+            "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sdnet: error:") and "train.npz" in lines[0]
+
+
+def test_npz_missing_an_array_is_one_line(prepared_cifar10: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in _files(prepared_cifar10):
+        (folder / name).write_bytes((prepared_cifar10 / name).read_bytes())
+    np.savez(folder / "test.npz", images=np.zeros((200, 32, 32, 3), np.uint8))  # no labels
+    with pytest.raises(SdnetError, match=r"test\.npz: unreadable.*labels.*sdnet data prepare"):
+        load_prepared(folder)
+
+
+# --- data set facts -------------------------------------------------------------------------
+
+def test_spec_facts_agree_with_the_download_table() -> None:
+    from sdnet import spec
+    from sdnet.data import DATASET_INFO, class_names
+
+    assert spec.DATASETS == ("cifar10", "cifar100", "cinic10", "svhn")
+    assert set(spec.DATASET_SPECS) == set(spec.DATASETS) == set(DATASET_INFO)
+    for name, facts in spec.DATASET_SPECS.items():
+        assert facts.name == name and facts.files == DATASET_INFO[name].files
+        assert facts.num_classes == len(class_names(name))
+    assert spec.dataset_spec("svhn").augment is False and spec.dataset_spec("svhn").max_val_size \
+        is None
+    assert spec.dataset_spec("cifar100").title == "CIFAR-100"
+    with pytest.raises(spec.SpecError, match="unknown data set 'mnist'.*cifar100.*svhn"):
+        spec.dataset_spec("mnist")
+
+
+def test_download_prepare_fake_import_no_torch(tmp_path: Path) -> None:
+    """`sdnet data download|prepare|fake` stay light: none of them imports torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sdnet import cli\n"
+        f"root = {str(tmp_path)!r}\n"
+        "for fmt, out in (('cifar100', root + '/c.tgz'), ('svhn', root + '/svhn')):\n"
+        "    assert cli.main(['data', 'fake', '--format', fmt, '--per-class', '12', '--out', out]) == 0\n"
+        "assert cli.main(['data', 'download', '--dataset', 'cifar100', '--url', root + '/c.tgz',\n"
+        "                 '--md5', 'none', '--out', root + '/raw']) == 0\n"
+        "for f in ('train_32x32.mat', 'test_32x32.mat', 'extra_32x32.mat'):\n"
+        "    assert cli.main(['data', 'download', '--dataset', 'svhn', '--file', f, '--url',\n"
+        "                     root + '/svhn', '--md5', 'none', '--out', root + '/raw/svhn']) == 0\n"
+        "assert cli.main(['data', 'prepare', '--dataset', 'cifar100', '--archive',\n"
+        "                 root + '/raw/cifar-100-python.tar.gz', '--out', root + '/p100']) == 0\n"
+        "assert cli.main(['data', 'prepare', '--dataset', 'svhn', '--archive', root + '/raw/svhn',\n"
+        "                 '--val-per-class-train', '2', '--val-per-class-extra', '1',\n"
+        "                 '--out', root + '/psvhn']) == 0\n"
+        "assert 'torch' not in sys.modules, 'sdnet data imported torch'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "psvhn" / "meta.json").is_file()
