@@ -390,6 +390,42 @@ def test_deleting_one_summary_retrains_only_that_run(demo: tuple[Path, str, floa
     assert "wildcards: dataset=cifar10, depth=8, variant=baseline, seed=1" in output
 
 
+# CIFAR-100 and SVHN fakes through the real rules (one tiny run each; SVHN without extra).
+NEW_SETS = {
+    "results_dir": "results/newsets",
+    "experiment": {"datasets": ["cifar100", "svhn"], "depths": [8], "variants": ["stochastic"],
+                   "seeds": [0]},
+    "datasets": {
+        "cifar100": {"fake": {"per_class": 3, "seed": 0}, "val_size": 50},
+        "svhn": {"fake": {"per_class": 6, "seed": 0}, "use_extra": False,
+                 "val_per_class": {"train": 2, "extra": 1},
+                 "train": {"epochs": 2, "milestones": [1]}},  # over config.yaml's 50 epochs
+    },
+    "train": {"epochs": 2, "milestones": [1], "limit_train": 64},
+}
+
+
+@pytest.mark.slow
+def test_new_data_sets_end_to_end(workdir: Path) -> None:
+    runs = {d: f"results/newsets/runs/{d}/resnet8/stochastic/seed0" for d in ("cifar100", "svhn")}
+    overlay = write_overlay(workdir, "newsets.yaml", NEW_SETS)
+    run_ok(workdir, *(f"{run}/summary.json" for run in runs.values()), "--cores", "2", *DEMO,
+           overlay, timeout=300)
+    data = workdir / "resources/demo"
+    assert sorted(p.name for p in (data / "mirror/svhn").iterdir()) == [
+        "extra_32x32.mat", "test_32x32.mat", "train_32x32.mat"]  # one fake job, three files
+    assert sorted(p.name for p in (data / "raw/svhn").iterdir()) == [
+        "test_32x32.mat", "train_32x32.mat"]  # use_extra false: extra is not downloaded
+    svhn_meta = json.loads((data / "data/svhn/meta.json").read_text())
+    assert svhn_meta["use_extra"] is False and svhn_meta["counts"]["val"] == 20
+    assert len(json.loads((data / "data/cifar100/meta.json").read_text())["classes"]) == 100
+    for dataset, run in runs.items():
+        summary = json.loads((workdir / run / "summary.json").read_text())
+        assert summary["epochs"] == 2 and len(read_metrics(workdir / run)) == 2
+        assert summary["settings"]["augment"] is (dataset == "cifar100")
+        assert summary["num_classes"] == (100 if dataset == "cifar100" else 10)
+
+
 # ------------------------------------------------------------------------------------ resume
 
 
