@@ -298,11 +298,17 @@ def run_settings(cfg: dict, dataset: str, depth: int | str, variant: str,
                  seed: int | str) -> dict:
     """Every `sdnet train` setting of one run (TrainConfig field names): train < data set <
     network < variant, most specific wins; `augment: null` -> the data set's default."""
+    return _settings(cfg, variants(cfg), dataset, depth, variant, seed)
+
+
+def _settings(cfg: dict, expanded: dict[str, dict], dataset: str, depth: int | str,
+              variant: str, seed: int | str) -> dict:
+    """run_settings with the sweep expansion done once by the caller."""
     try:
-        variant_settings = variants(cfg)[variant]
+        variant_settings = expanded[variant]
     except KeyError:
         raise ConfigError(f"no variant {variant!r} (defined, after sweeps: "
-                          f"{', '.join(variants(cfg)) or 'none'})") from None
+                          f"{', '.join(expanded) or 'none'})") from None
     settings = {
         **cfg["train"],
         **(cfg["datasets"].get(dataset, {}).get("train") or {}),
@@ -355,13 +361,14 @@ def runs(cfg: dict) -> list[Run]:
     """THE config -> runs expansion, in a stable order: data set, depth, variant, seed as listed
     in `experiment` (a sweep's expansions in their product order)."""
     out = []
+    expanded = variants(cfg)
     for dataset in cfg["experiment"]["datasets"]:
         depths, names, seeds = grid_axes(cfg, dataset)
         for depth in depths:
             for variant in names:
                 for seed in seeds:
                     out.append(Run(dataset, depth, variant, seed,
-                                   run_settings(cfg, dataset, depth, variant, seed)))
+                                   _settings(cfg, expanded, dataset, depth, variant, seed)))
     return out
 
 
@@ -459,6 +466,7 @@ def _check_runs(cfg: dict) -> list[str]:
     for milestones the schedule never reaches (legitimate in a short run, so not refused)."""
     late: dict[tuple, list[str]] = {}
     experiment = cfg["experiment"]
+    expanded = variants(cfg)
     for dataset in experiment["datasets"]:
         depths, names, _ = grid_axes(cfg, dataset)
         own = (experiment.get("per_dataset") or {}).get(dataset) or {}
@@ -466,7 +474,7 @@ def _check_runs(cfg: dict) -> list[str]:
                       else "experiment.depths")
         for depth in depths:
             for variant in names:
-                settings = run_settings(cfg, dataset, depth, variant, 0)
+                settings = _settings(cfg, expanded, dataset, depth, variant, 0)
                 try:
                     spec.check_survival(settings["survival"], settings["p_last"])
                 except spec.SpecError as err:
