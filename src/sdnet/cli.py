@@ -179,7 +179,8 @@ def _cmd_fake(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="aggregate run folders, render tables and figures")
+    p = sub.add_parser("report", help="aggregate run folders, compare variants, render tables "
+                       "and figures")
     rsub = p.add_subparsers(dest="report_command", required=True)
 
     a = rsub.add_parser("aggregate", help="run folders -> runs.csv and epochs.csv")
@@ -188,8 +189,16 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out-epochs", type=Path, required=True)
     a.set_defaults(func=_cmd_aggregate)
 
+    c = rsub.add_parser("compare", help="runs.csv -> comparisons.csv (each variant against "
+                        "constant depth: Welch's t-test, 95%% interval, Holm)")
+    c.add_argument("--runs", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True, help="comparisons.csv to write")
+    c.set_defaults(func=_cmd_compare)
+
     t = rsub.add_parser("tables", help="runs.csv -> LaTeX and Markdown tables")
     t.add_argument("--runs", type=Path, required=True)
+    t.add_argument("--comparisons", type=Path, default=None,
+                   help="comparisons.csv (default: computed from --runs)")
     t.add_argument("--out-dir", type=Path, required=True)
     t.set_defaults(func=_cmd_tables)
 
@@ -199,6 +208,12 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out-dir", type=Path, required=True)
     g.set_defaults(func=_cmd_figures)
 
+    s = rsub.add_parser("p-last-figure", help="runs.csv of a p_L sweep -> error_vs_p_last "
+                        "(PDF and PNG)")
+    s.add_argument("--runs", type=Path, required=True)
+    s.add_argument("--out-dir", type=Path, required=True)
+    s.set_defaults(func=_cmd_p_last_figure)
+
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
     from sdnet import report
@@ -207,10 +222,17 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.write_comparisons(args.runs, args.out)
+    return 0
+
+
 def _cmd_tables(args: argparse.Namespace) -> int:
     from sdnet import report
 
-    report.render_tables(args.runs, args.out_dir)
+    report.render_tables(args.runs, args.out_dir, args.comparisons)
     return 0
 
 
@@ -218,6 +240,13 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     from sdnet import report
 
     report.plot_figures(args.runs, args.epochs, args.out_dir)
+    return 0
+
+
+def _cmd_p_last_figure(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_p_last_figure(args.runs, args.out_dir)
     return 0
 
 

@@ -228,10 +228,34 @@ def all_summaries() -> list[str]:
     return [f"{RUN_DIR.format(**run)}/summary.json" for run in all_runs()]
 
 
+COMPARISONS_CSV = f"{RESULTS}/metrics/comparisons.csv"
+SWEEP_FIGURE = "error_vs_p_last"  # sdnet.report.SWEEP_FIGURE (not imported: it needs pandas)
+
+
+def has_p_last_sweep() -> bool:
+    """Whether some (data set, depth, augmentation) of the grid has two or more p_L values of
+    one survival rule: the rows sdnet.report.sweep_rows draws against p_L."""
+    values: dict[tuple, set] = {}
+    for run in all_runs():
+        settings = run_settings(run["dataset"], run["depth"], run["variant"], run["seed"])
+        if settings["survival"] != "none":
+            key = (run["dataset"], int(run["depth"]), settings.get("augment"),
+                   settings["survival"])
+            values.setdefault(key, set()).add(float(settings["p_last"]))
+    return any(len(p_lasts) >= 2 for p_lasts in values.values())
+
+
 def figure_files() -> list[str]:
-    return [f"{RESULTS}/figures/{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")]
+    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L."""
+    names = [*FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else [])]
+    return [f"{RESULTS}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
 
 
 def table_files() -> list[str]:
     return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed")
             for ext in ("tex", "md")]
+
+
+def metrics_files() -> list[str]:
+    """The aggregated tables: runs, epochs and the variants' comparisons."""
+    return [RUNS_CSV, EPOCHS_CSV, COMPARISONS_CSV]

@@ -1,5 +1,11 @@
-# Report: every run's summary.json -> runs.csv/epochs.csv -> figures and LaTeX/Markdown tables.
-# The PNG figures and the summary tables also go into `snakemake --report results/report.html`.
+# Report: every run's summary.json -> runs.csv/epochs.csv -> comparisons, figures and tables.
+# The PNG figures, comparisons.csv and the summary tables also go into
+# `snakemake --report results/report.html`. Every rule here is light: it runs where Snakemake runs.
+
+
+localrules:
+    compare_variants,
+    plot_p_last_sweep,
 
 
 rule aggregate_metrics:
@@ -51,10 +57,47 @@ rule plot_figures:
         "../scripts/figures.py"
 
 
-rule render_tables:
-    """Mean +- std over seeds (summary) and every run (per_seed), in LaTeX and Markdown."""
+rule compare_variants:
+    """Each variant against its row's constant depth: Welch's t-test, 95 % interval, Holm."""
     input:
         runs=RUNS_CSV,
+    output:
+        comparisons=report(
+            COMPARISONS_CSV, caption="../report/comparisons.rst", category="Tables"
+        ),
+    log:
+        f"{LOGS}/compare_variants.log",
+    conda:
+        "../envs/sdnet.yaml"
+    script:
+        "../scripts/comparisons.py"
+
+
+rule plot_p_last_sweep:
+    """Test error against p_L, a line per survival rule (the grid sweeps p_L; paper Fig. 8)."""
+    input:
+        runs=RUNS_CSV,
+    output:
+        pdf=f"{RESULTS}/figures/{SWEEP_FIGURE}.pdf",
+        png=report(
+            f"{RESULTS}/figures/{SWEEP_FIGURE}.png",
+            caption="../report/error_vs_p_last.rst",
+            category="Figures",
+        ),
+    log:
+        f"{LOGS}/plot_p_last_sweep.log",
+    conda:
+        "../envs/sdnet.yaml"
+    script:
+        "../scripts/p_last_figure.py"
+
+
+rule render_tables:
+    """Mean +- std over seeds with the differences to constant depth (summary) and every run
+    (per_seed), in LaTeX and Markdown."""
+    input:
+        runs=RUNS_CSV,
+        comparisons=COMPARISONS_CSV,
     output:
         summary_tex=report(
             f"{RESULTS}/tables/summary.tex", caption="../report/summary.rst", category="Tables"

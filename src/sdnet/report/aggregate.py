@@ -1,0 +1,298 @@
+"""Run folders -> two tidy CSV tables, and reading those tables back, checked.
+
+`aggregate(run_dirs, runs_csv, epochs_csv)` turns every finished run folder (read through
+`sdnet.runfolder`, which describes its files) into one runs.csv row per run (summary fields,
+then the settings flattened) and one epochs.csv row per run-epoch. A folder that breaks the
+trainer's contract raises `SdnetError` naming its path before anything is written.
+`read_runs` / `read_epochs` give those tables back to the tables, figures and statistics; a
+runs.csv a user edited into nonsense (a run twice, a non-numeric error, an unknown survival
+rule) is one error line naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sdnet import runfolder, spec
+from sdnet.errors import SdnetError
+from sdnet.io import atomic_open
+from sdnet.report.names import default_augment
+from sdnet.spec import METRICS_COLUMNS
+
+log = logging.getLogger(__name__)
+
+# metrics.csv columns that must hold a number on every row (val_error is empty without a val split).
+METRICS_REQUIRED_VALUES = ("epoch", "test_error", "epoch_seconds")
+# One run = one (dataset, depth, variant, seed): the run folder layout makes these unique.
+RUN_KEYS = ("dataset", "depth", "variant", "seed")
+TEXT_FIELDS = ("dataset", "arch", "variant", "survival", "device")
+# summary.json fields the report needs; the ones in NULLABLE_FIELDS may be null.
+NUMBER_FIELDS = ("depth", "seed", "p_last", "epochs", "best_epoch", "best_val_error",
+                 "test_error_at_best", "final_test_error", "train_seconds", "mean_epoch_seconds",
+                 "parameters", "mean_blocks_computed")
+NULLABLE_FIELDS = ("best_val_error",)
+# runs.csv: these columns first, in this order; any further summary field or setting follows.
+RUN_COLUMNS = ("dataset", "depth", "arch", "variant", "seed", "survival", "p_last", "augment",
+               "epochs", "best_epoch", "best_val_error", "test_error_at_best",
+               "final_test_error", "train_seconds", "mean_epoch_seconds", "parameters", "device",
+               "mean_blocks_computed", "expected_block_fraction", "peak_memory_mb", "run_dir")
+# Summary fields left out of runs.csv: a per-block list (expected_block_fraction sums it up).
+SKIPPED_FIELDS = ("survival_probabilities",)
+# What the report reads back from runs.csv / epochs.csv.
+RUNS_NUMBERS = ("depth", "seed", "p_last", "epochs", "best_epoch", "best_val_error",
+                "test_error_at_best", "final_test_error", "train_seconds", "mean_epoch_seconds",
+                "mean_blocks_computed")
+RUNS_NEEDED = ("dataset", "arch", "variant", "survival", *RUNS_NUMBERS)
+EPOCHS_NUMBERS = ("depth", "seed", "epoch", "test_error", "epoch_seconds")
+EPOCHS_NEEDED = RUN_KEYS + ("epoch", "test_error", "epoch_seconds")
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders -> runs.csv, epochs.csv
+# ---------------------------------------------------------------------------------------------
+
+def _run_folder(path: Path) -> Path:
+    """Accept a run folder or its summary.json (the workflow lists summaries)."""
+    path = Path(path)
+    return path.parent if path.name == runfolder.SUMMARY else path
+
+
+def _malformed(folder: Path, what: str) -> SdnetError:
+    return SdnetError(f"run folder {folder} is incomplete or malformed: {what}")
+
+
+def _read_run_files(folder: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """summary.json and metrics.csv, through sdnet.runfolder (which knows the files)."""
+    try:
+        summary = runfolder.read_summary(folder)
+        if summary is None:
+            raise _malformed(folder, f"no {runfolder.SUMMARY} (the run has not finished)")
+        if not (folder / runfolder.METRICS).is_file():
+            raise _malformed(folder, f"no {runfolder.METRICS}")
+        rows = runfolder.read_metrics(folder)
+    except SdnetError as err:
+        if str(folder) in str(err):
+            raise
+        raise _malformed(folder, str(err)) from None
+    return summary, pd.DataFrame(rows)
+
+
+def _check_summary(folder: Path, summary: dict[str, Any]) -> None:
+    """The summary.json fields the report uses are there and well typed."""
+    path = folder / runfolder.SUMMARY
+    fields = ("settings",) + TEXT_FIELDS + NUMBER_FIELDS
+    missing = [f for f in fields if f not in summary]
+    if missing:
+        raise _malformed(folder, f"{path} lacks {', '.join(missing)}")
+    if not isinstance(summary["settings"], dict):
+        raise _malformed(folder, f"{path}: 'settings' is not an object")
+    for field in NUMBER_FIELDS:
+        value = summary[field]
+        if value is None and field in NULLABLE_FIELDS:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise _malformed(folder, f"{path}: {field} is not a finite number ({value!r})")
+    for field in TEXT_FIELDS:
+        if not isinstance(summary[field], str) or not summary[field]:
+            raise _malformed(folder, f"{path}: {field} is not a non-empty string")
+
+
+def _check_metrics(folder: Path, frame: pd.DataFrame, epochs: int) -> pd.DataFrame:
+    """metrics.csv has every column, numbers where needed and one row for each epoch 1..epochs."""
+    path = folder / runfolder.METRICS
+    missing = [c for c in METRICS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise _malformed(folder, f"{path} lacks column(s) {', '.join(missing)}")
+    frame = frame[list(METRICS_COLUMNS)].astype(float)
+    for column in METRICS_REQUIRED_VALUES:
+        if frame[column].isna().any():
+            raise _malformed(folder, f"{path}: empty {column} value(s)")
+    seen = frame["epoch"].tolist()
+    if sorted(seen) != list(range(1, epochs + 1)):
+        raise _malformed(folder, f"{path} has {len(seen)} epoch row(s) (epochs "
+                         f"{_span(seen)}), summary.json says {epochs} epochs (1..{epochs})")
+    frame["epoch"] = frame["epoch"].astype("int64")
+    return frame.sort_values("epoch", kind="stable")
+
+
+def _span(values: Sequence[float]) -> str:
+    return f"{min(values):g}..{max(values):g}" if len(values) else "none"
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists as compact JSON, everything else as is."""
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value), separators=(",", ":"))
+    return value
+
+
+def _run_row(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """One runs.csv row: summary fields, then settings (flattened) not already a summary field."""
+    row: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key in ("settings", *SKIPPED_FIELDS):
+            continue
+        if isinstance(value, dict):  # e.g. versions -> version_torch
+            prefix = "version" if key == "versions" else key
+            row.update({f"{prefix}_{k}": _cell(v) for k, v in value.items()})
+        else:
+            row[key] = _cell(value)
+    for key, value in summary["settings"].items():
+        if key not in row:
+            row[key] = _cell(value)
+        elif _cell(value) != row[key]:  # e.g. device "auto" asked, "cuda:0" used
+            row[f"setting_{key}"] = _cell(value)
+    if row.get("augment") is None:  # a run from before the setting, or left to the default
+        row["augment"] = default_augment(str(row["dataset"]))
+    row["run_dir"] = str(folder)
+    return row
+
+
+def _ordered_columns(frame: pd.DataFrame, first: Sequence[str]) -> pd.DataFrame:
+    head = [c for c in first if c in frame.columns]
+    return frame[head + sorted(c for c in frame.columns if c not in head)]
+
+
+def _check_unique(rows: list[dict[str, Any]]) -> None:
+    seen: dict[tuple, str] = {}
+    for row in rows:
+        key = tuple(row[k] for k in RUN_KEYS)
+        if key in seen:
+            raise SdnetError(f"run folders {seen[key]} and {row['run_dir']} are the same run "
+                             f"({_describe_run(key)})")
+        seen[key] = row["run_dir"]
+
+
+def _describe_run(key: Sequence[Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(RUN_KEYS, key))
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, index=False, lineterminator="\n")
+
+
+def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path,
+              epochs_csv: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Collect run folders into runs.csv (one row per run) and epochs.csv (one per run-epoch).
+
+    Fails before writing anything if any folder breaks the sdnet.train contract, so a table
+    is never built from a half-written run.
+    """
+    given = [Path(p) for p in run_dirs]
+    if not given:
+        raise SdnetError("no run folders to aggregate")
+    run_rows, epoch_frames = [], []
+    for path in given:
+        folder = _run_folder(path)
+        summary, metrics = _read_run_files(folder)
+        _check_summary(folder, summary)
+        metrics = _check_metrics(folder, metrics, int(summary["epochs"]))
+        row = _run_row(folder, summary)
+        run_rows.append(row)
+        keys = pd.DataFrame({k: [row[k]] * len(metrics) for k in RUN_KEYS}, index=metrics.index)
+        epoch_frames.append(pd.concat([keys, metrics], axis=1))
+    _check_unique(run_rows)
+    runs = _ordered_columns(pd.DataFrame(run_rows), RUN_COLUMNS)
+    runs = runs.sort_values(list(RUN_KEYS), kind="stable").reset_index(drop=True)
+    epochs = _ordered_columns(pd.concat(epoch_frames, ignore_index=True),
+                              RUN_KEYS + METRICS_COLUMNS)
+    epochs = epochs.sort_values([*RUN_KEYS, "epoch"], kind="stable").reset_index(drop=True)
+    _write_csv(runs, Path(runs_csv))
+    _write_csv(epochs, Path(epochs_csv))
+    log.info("aggregated %d run(s), %d epoch row(s) -> %s, %s", len(runs), len(epochs),
+             runs_csv, epochs_csv)
+    return runs, epochs
+
+
+# ---------------------------------------------------------------------------------------------
+# runs.csv, epochs.csv -> checked DataFrames
+# ---------------------------------------------------------------------------------------------
+
+def _line(frame: pd.DataFrame, index: Any) -> int:
+    """The file line of a data row (the header is line 1)."""
+    return int(frame.index.get_loc(index)) + 2
+
+
+def _read_table(path: str | Path, needed: Sequence[str], numbers: Sequence[str]) -> pd.DataFrame:
+    """A CSV written by aggregate(): text columns stay text (a variant named '1' or 'NA' too),
+    `numbers` must be numbers (best_val_error may be empty)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SdnetError(f"{path} does not exist (run `sdnet report aggregate` first)")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise SdnetError(f"cannot parse {path}: {err}") from None
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise SdnetError(f"{path} lacks column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise SdnetError(f"{path} has no rows")
+    for column in frame.columns:
+        if column in TEXT_FIELDS:
+            continue
+        parsed = pd.to_numeric(frame[column].where(frame[column] != ""), errors="coerce")
+        bad = parsed.isna() & ((frame[column] != "") | (column not in NULLABLE_FIELDS))
+        if column in numbers and bad.any():
+            index = bad.idxmax()
+            raise SdnetError(f"{path} line {_line(frame, index)}: {column} is not a number "
+                             f"({frame.at[index, column]!r})")
+        if column in numbers or (parsed.notna() | (frame[column] == "")).all():
+            frame[column] = parsed  # a column of numbers (a setting such as lr) stays numeric
+    return frame
+
+
+def _check_runs(path: Path, frame: pd.DataFrame) -> None:
+    """One row per run; every survival rule known to sdnet.spec."""
+    seen: dict[tuple, int] = {}
+    for index, key in zip(frame.index, frame[list(RUN_KEYS)].itertuples(index=False)):
+        line = _line(frame, index)
+        if key in seen:
+            raise SdnetError(f"{path} line {line}: run ({_describe_run(key)}) already appears "
+                             f"at line {seen[key]}")
+        seen[key] = line
+    unknown = ~frame.survival.isin(spec.SURVIVAL_RULES)
+    if unknown.any():
+        index = unknown.idxmax()
+        raise SdnetError(f"{path} line {_line(frame, index)}: variant "
+                         f"{frame.at[index, 'variant']!r} has unknown survival rule "
+                         f"{frame.at[index, 'survival']!r} (known: "
+                         f"{', '.join(spec.SURVIVAL_RULES)})")
+
+
+def _augment_column(path: Path, frame: pd.DataFrame) -> pd.Series:
+    """augment as bools; missing or empty = the data set's default."""
+    words = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+    values = []
+    raw = frame["augment"] if "augment" in frame.columns else pd.Series("", index=frame.index)
+    for index, value, dataset in zip(frame.index, raw.astype(str), frame.dataset):
+        if value.strip() == "":
+            values.append(default_augment(dataset))
+        elif value.strip().lower() in words:
+            values.append(words[value.strip().lower()])
+        else:
+            raise SdnetError(f"{path} line {_line(frame, index)}: augment is not true or false "
+                             f"({value!r})")
+    return pd.Series(values, index=frame.index, dtype=bool)
+
+
+def read_runs(path: str | Path) -> pd.DataFrame:
+    """runs.csv as written by aggregate(), checked: one line naming file and line if not."""
+    frame = _read_table(path, RUNS_NEEDED, RUNS_NUMBERS)
+    _check_runs(Path(path), frame)
+    frame["augment"] = _augment_column(Path(path), frame)
+    return frame
+
+
+def read_epochs(path: str | Path) -> pd.DataFrame:
+    """epochs.csv as written by aggregate()."""
+    return _read_table(path, EPOCHS_NEEDED, EPOCHS_NUMBERS)
