@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps demo test lint clean-demo
+.PHONY: install system-deps demo test lint clean-demo gpu-pylibs
 
 install: $(VENV)/.installed
 
@@ -30,3 +30,12 @@ lint: install
 
 clean-demo:
 	rm -rf results/demo resources/demo
+
+# pytest and its pure-Python dependencies unpacked into benchmarks/pylibs/, for a lent GPU machine
+# that has PyTorch but no pytest: carry the folder, and benchmarks/run_gpu.sh puts it on PYTHONPATH.
+gpu-pylibs: install
+	rm -rf benchmarks/pylibs && mkdir -p benchmarks/pylibs/.wheels
+	$(BIN)/pip download --no-deps --only-binary=:all: -d benchmarks/pylibs/.wheels \
+		pytest pluggy iniconfig packaging pygments
+	cd benchmarks/pylibs && for w in .wheels/*.whl; do $(CURDIR)/$(BIN)/python -m zipfile -e $$w .; done
+	rm -rf benchmarks/pylibs/.wheels
