@@ -334,8 +334,12 @@ def test_bad_svhn_options(svhn_fake: Path, tmp_path: Path, kwargs: dict, message
 def test_svhn_options_are_refused_for_other_data_sets(tmp_path: Path) -> None:
     with pytest.raises(SdnetError, match="svhn only"):
         prepare("cifar10", tmp_path / "x.tar.gz", tmp_path / "out", use_extra=False)
-    with pytest.raises(SdnetError, match="not a folder"):
+    with pytest.raises(SdnetError, match="train_32x32.mat not found: for svhn --archive is the "
+                                         "folder"):
         prepare("svhn", tmp_path / "train_32x32.mat", tmp_path / "out")
+    (tmp_path / "file.mat").write_bytes(b"x")
+    with pytest.raises(SdnetError, match="file.mat is a file"):
+        prepare("svhn", tmp_path / "file.mat", tmp_path / "out")
 
 
 def test_cli_fake_writes_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -76,8 +76,10 @@ def prepare(dataset: str, archive: Path | str, out_dir: Path | str, val_size: in
     shape: dict[str, object] = {}
     if dataset == "svhn":
         if not archive.is_dir():
-            raise SdnetError(f"{archive}: not a folder; for svhn --archive is the folder holding "
-                             f"{', '.join(info.files)}")
+            problem = "is a file" if archive.exists() else "not found"
+            raise SdnetError(f"{archive} {problem}: for svhn --archive is the folder holding "
+                             f"{', '.join(info.files)} (`sdnet data download --dataset svhn "
+                             "--file NAME` puts them there)")
         use_extra = True if use_extra is None else bool(use_extra)
         per_class = svhn.val_per_class_settings(use_extra, val_per_class)
         splits = svhn.prepare_splits(archive, use_extra, per_class, split_seed)

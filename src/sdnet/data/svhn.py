@@ -25,6 +25,7 @@ from sdnet.errors import SdnetError
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat", "extra": "extra_32x32.mat"}
 DEFAULT_VAL_PER_CLASS = {"train": 400, "extra": 200}
 NUM_CLASSES = 10
+GATHER_CHUNK = 8192  # images per copy step (25 MB of temporary)
 # What scipy.io raises on a damaged file (a truncated zlib stream, a bad tag, a cut header).
 _UNREADABLE = (MatReadError, ValueError, TypeError, KeyError, IndexError, OSError, EOFError,
                zlib.error, NotImplementedError)
@@ -120,11 +121,13 @@ def _val_indices(labels: np.ndarray, per_class: int, rng: np.random.Generator,
 
 def _gather(images: np.ndarray, labels: np.ndarray, idx: np.ndarray, out: Split,
             start: int) -> int:
-    """Copy images[idx] straight into out[start:] (no temporary); return the next start."""
-    end = start + len(idx)
-    np.take(images, idx, axis=0, out=out[0][start:end], mode="clip")  # clip: no buffering
-    out[1][start:end] = labels[idx]
-    return end
+    """Copy images[idx] into out[start:], GATHER_CHUNK images at a time; return the next start.
+    (np.take would first copy the whole strided view of the file's X: 1.6 GB for extra.)"""
+    for i in range(0, len(idx), GATHER_CHUNK):
+        part = idx[i:i + GATHER_CHUNK]
+        out[0][start + i:start + i + len(part)] = images[part]
+    out[1][start:start + len(idx)] = labels[idx]
+    return start + len(idx)
 
 
 def _empty(count: int) -> Split:
