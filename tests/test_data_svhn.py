@@ -348,3 +348,31 @@ def test_cli_fake_writes_the_folder(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.strip() == str(tmp_path / "f")
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == sorted(FILES)
     assert _raw(tmp_path / "f", "extra_32x32.mat")[0].shape == (32, 32, 3, 30)
+
+
+def test_prepare_memory_is_one_input_file_plus_the_outputs(tmp_path: Path) -> None:
+    """The streaming design, measured with tracemalloc (numpy reports its buffers to it): the
+    peak over prepare stays within the output arrays plus the largest input X plus small fixed
+    temporaries; holding a second copy of a file (or all files at once) would exceed it."""
+    import tracemalloc
+
+    counts = {"train_32x32.mat": 30_000, "test_32x32.mat": 10_000, "extra_32x32.mat": 30_000}
+    folder = tmp_path / "mats"
+    folder.mkdir()
+    for name, n in counts.items():  # plain uncompressed v5 files: quick to write
+        labels = (np.arange(n) % 10 + 1).astype(np.uint8).reshape(-1, 1)
+        x = np.zeros((32, 32, 3, n), np.uint8, order="F")
+        x[0, 0, 0] = labels.ravel()  # some content per image
+        scipy.io.savemat(folder / name, {"X": x, "y": labels})
+    image = 32 * 32 * 3
+    outputs = sum(counts.values()) * image
+    largest_input = max(counts.values()) * image
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        meta = prepare("svhn", folder, tmp_path / "out", val_per_class={"train": 50, "extra": 50})
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert meta["counts"] == {"train": 59_000, "val": 1000, "test": 10_000}
+    assert peak <= outputs + largest_input + 48 * 2**20, f"peak {peak / 2**20:.0f} MiB"
