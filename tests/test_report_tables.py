@@ -103,8 +103,6 @@ def test_pretty_names() -> None:
     assert report.network_name(50, "bottleneck") == "ResNet-50"
     assert report.network_name(50, "cifar") == "ResNet-50 (basic blocks)"
     assert report.network_name(152, "bottleneck") == "ResNet-152 (bottleneck)"
-    assert report.describe_rule("linear", 0.3) == "linear decay, p_L = 0.3"
-    assert report.describe_rule("none", 1.0) == "constant depth"
 
 
 def test_per_seed_tables_list_every_run(study: SimpleNamespace) -> None:

@@ -28,7 +28,7 @@ from sdnet.report.figures import (
     plot_test_error_curves,
     sweep_rows,
 )
-from sdnet.report.names import dataset_name, describe_rule, network_name, variant_order
+from sdnet.report.names import dataset_name, network_name, variant_order
 from sdnet.report.paper import PAPER_RESULTS, paper_result, paper_test_error
 from sdnet.report.script_support import (
     as_flag,
@@ -50,7 +50,7 @@ from sdnet.report.tables import TABLES, render_tables, summary_frame, table_path
 
 __all__ = [
     "COMPARISON_COLUMNS", "FIGURES", "PAPER_RESULTS", "SWEEP_FIGURE", "TABLES", "aggregate",
-    "as_flag", "as_paths", "check_written", "comparisons", "dataset_name", "describe_rule",
+    "as_flag", "as_paths", "check_written", "comparisons", "dataset_name",
     "figure_paths", "holm", "latex_escape", "network_name", "output_folder", "p_last_figure_paths",
     "paper_result", "paper_test_error", "plot_epoch_time", "plot_error_vs_p_last", "plot_figures",
     "plot_final_error", "plot_p_last_figure", "plot_test_error_curves", "read_comparisons",

@@ -1,7 +1,7 @@
 """How reports name things: data sets, networks, survival rules, variants, and their order.
 
 Every table and figure orders and labels runs through these functions, so a variant reads the
-same (`stochastic (linear decay, p_L = 0.5)`) and sits in the same place everywhere. A "row" of
+same (`stochastic: linear decay, p_L = 0.5`) and sits in the same place everywhere. A "row" of
 a report is one (data set, depth, augmentation) triple: runs with and without augmentation are
 different experiments even on the same network.
 """
@@ -17,6 +17,8 @@ from sdnet.errors import SdnetError
 
 SURVIVAL_NAMES = {"none": "constant depth", "linear": "linear decay",
                   "uniform": "uniform", "epoch-linear": "decay over epochs"}
+
+
 class Row(NamedTuple):
     """One row of the summary table, one panel of a figure."""
 
@@ -56,13 +58,6 @@ def network_name(depth: int, arch: str | None = None) -> str:
 def rule_name(survival: str) -> str:
     """'linear decay' for linear."""
     return SURVIVAL_NAMES.get(survival, survival)
-
-
-def describe_rule(survival: str, p_last: float) -> str:
-    """'constant depth', 'linear decay, p_L = 0.3': what a variant does, whatever its name."""
-    if survival == "none":
-        return rule_name(survival)
-    return f"{rule_name(survival)}, p_L = {float(p_last):g}"
 
 
 def rule_rank(survival: str) -> int:

@@ -77,11 +77,10 @@ def summary_frame(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None) -
     return pd.DataFrame(records)
 
 
-def _pick(cells: pd.DataFrame, survival: str, name: str, p_last: float | None) -> pd.Series | None:
-    """The row's variant with this rule (and p_L), preferring the conventional name."""
+def _pick(cells: pd.DataFrame, survival: str, name: str, p_last: float) -> pd.Series | None:
+    """The row's variant with this rule and p_L, preferring the conventional name."""
     match = cells[cells.survival == survival]
-    if p_last is not None:
-        match = match[[math.isclose(p, p_last) for p in match.p_last]]
+    match = match[[math.isclose(p, p_last) for p in match.p_last]]
     if match.empty:
         return None
     named = match[match.variant == name]
@@ -90,7 +89,8 @@ def _pick(cells: pd.DataFrame, survival: str, name: str, p_last: float | None) -
 
 def time_ratio(cells: pd.DataFrame) -> float | None:
     """Training time of the paper's stochastic depth over constant depth, for one table row."""
-    base = _pick(cells, "none", stats.BASELINE_NAME, None)
+    reference = stats.reference_variant(cells)
+    base = None if reference is None else cells[cells.variant == reference].iloc[0]
     stoch = _pick(cells, "linear", "stochastic", paper.PAPER_P_LAST)
     if base is None or stoch is None or base.hours <= 0:
         return None
