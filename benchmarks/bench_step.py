@@ -4,7 +4,8 @@ Four variants per depth, interleaved in one loop; one sample = `--steps` trainin
 - sdnet-base / sdnet-sd: exactly the trainer's code path, `sdnet.train.run_epoch` over a
   DeviceLoader holding `steps` batches (on-device crop+flip, gated model, SGD, the epoch's one
   sync), with the trainer's own model/optimizer builders and device settings (channels_last; bf16
-  autocast on CUDA; `--no-channels-last` for NCHW).
+  autocast on CUDA and on CPUs with native bf16, as the trainer's `--amp`; `--no-amp` for
+  float32, `--no-channels-last` for NCHW).
 - ref-base / ref-sd: the conventional recipe of benchmarks/reference.py (DataLoader over PIL
   images, torchvision StochasticDepth computing every branch), a full step with its data loading.
 
@@ -31,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import common, reference
 from sdnet import data, train
+from sdnet import device as sdnet_device
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -156,8 +158,10 @@ def bench_depth(depth: int, args: argparse.Namespace) -> dict[str, Any]:
                                 items=dict.fromkeys(variants, imgs))
     ratio = common.paired_ratio
     timed_blocks = sdnet_sd.blocks_computed[-args.repeats:]
+    amp = sdnet_device.amp_active(not args.no_amp, torch.device(args.device))
     return {
         "depth": depth,
+        "sdnet_precision": "bf16 autocast" if amp else "float32",
         "variants": {name: s.summary() for name, s in samples.items()},
         "sd_over_base_sdnet": ratio(samples["sdnet-sd"], samples["sdnet-base"]),
         "sd_over_base_ref": ratio(samples["ref-sd"], samples["ref-base"]),
@@ -180,6 +184,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         v = r["variants"]
         rows.append({
             "depth": r["depth"],
+            "sdnet": r["sdnet_precision"],
             **{f"{name} img/s": v[name]["items_per_s"] for name in v},
             "SD/base sdnet": r["sd_over_base_sdnet"]["paired_median"],
             "E[flops] SD/base": r["expected_flop_fraction"],
@@ -201,7 +206,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="reference DataLoader workers (default 2, as the PyTorch CIFAR tutorial)")
     p.add_argument("--data-size", type=int, default=None,
                    help="images in the reference's data set (default 45000)")
-    p.add_argument("--no-amp", action="store_true", help="sdnet on CUDA without bf16 autocast")
+    p.add_argument("--no-amp", action="store_true",
+                   help="sdnet without bf16 autocast (default: bf16 on CUDA and on CPUs with "
+                   "native bf16, as the trainer)")
     p.add_argument("--no-channels-last", action="store_true", help="sdnet in NCHW")
     args = p.parse_args(argv)
     quick = args.quick
