@@ -172,6 +172,29 @@ def test_lock_on_another_host_counts_while_the_run_writes(tmp_path):
     assert rf.run_status(tmp_path, now=now).state == "running"
 
 
+def test_file_system_without_locks_goes_on_unlocked_and_status_uses_freshness(tmp_path,
+                                                                              monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    write_run(tmp_path, 2)
+    monkeypatch.setattr(rf.fcntl, "flock", no_locks)
+    with rf.RunLock(tmp_path) as lock:
+        assert lock.unlocked_reason == f"{tmp_path / rf.LOCK} cannot be locked here (No locks " \
+                                       "available)"
+        assert rf.run_status(tmp_path).state == "running"  # its lock file was just written
+        old = time.time() - rf.FRESH_FLOOR_SECONDS - 60
+        for name in (rf.LOCK, rf.METRICS):
+            os.utime(tmp_path / name, (old, old))
+        assert rf.run_status(tmp_path).state == "interrupted"
+
+
+def test_unwritable_run_folder_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SdnetError, match=r"cannot create the run lock .*file/run/train.lock"):
+        rf.RunLock(tmp_path / "file" / "run")
+
+
 def test_heartbeat_touches_the_lock_file(tmp_path):
     with rf.RunLock(tmp_path) as lock:
         os.utime(tmp_path / rf.LOCK, (1, 1))

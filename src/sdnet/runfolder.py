@@ -9,9 +9,10 @@ State of a run folder (`run_status`), first match wins:
 - `running`: a live process holds `train.lock` (an `flock`, which the kernel drops when the
   process dies, even on SIGKILL: a lock file left by a dead trainer never blocks and its text is
   ignored). Locks may not cross nodes on a shared file system, so a lock file whose text names
-  another host counts as running while that trainer is seen writing: the lock file (touched at
-  least every `HEARTBEAT_SECONDS`) or metrics.csv modified within `fresh_seconds` =
-  max(`FRESH_FLOOR_SECONDS`, 3 x the mean epoch time);
+  another host (or any lock file, on a file system without locks) counts as running while that
+  trainer is seen writing: the lock file (touched at least every `HEARTBEAT_SECONDS`) or
+  metrics.csv modified within `fresh_seconds` = max(`FRESH_FLOOR_SECONDS`, 3 x the mean epoch
+  time);
 - `done`: summary.json is there (written last by the trainer);
 - `interrupted`: some of the trainer's files are there, but nothing runs it;
 - `not started`: none are.
@@ -205,8 +206,9 @@ def _parse_holder(text: str) -> dict | None:
     return {"host": value.get("host"), "pid": value.get("pid"), "since": value.get("since")}
 
 
-def _probe(folder: Path) -> tuple[bool, dict | None, float | None]:
-    """(held by a live process, what the lock file's text says, its mtime) without creating it."""
+def _probe(folder: Path) -> tuple[bool | None, dict | None, float | None]:
+    """(held by a live process (None: cannot tell, no locks here), what the lock file's text
+    says, its mtime), without creating the file."""
     path = Path(folder) / LOCK
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -218,6 +220,8 @@ def _probe(folder: Path) -> tuple[bool, dict | None, float | None]:
             held = False
         except BlockingIOError:
             held = True
+        except OSError:  # no locks on this file system: the text and mtimes tell
+            held = None
         text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
         mtime = os.fstat(fd).st_mtime
     finally:
@@ -238,17 +242,23 @@ class RunLock:
     """Exclusive, non-blocking lock on a run folder, held by one trainer for the whole run.
 
     `RunLock(folder)` takes it or raises RunBusyError naming the holder (after retrying for
-    `wait` seconds: a `sdnet status` probe holds it, shared, for microseconds); the kernel drops it when
-    the process exits, so a crash leaves nothing that blocks. The lock file is never deleted
-    (deleting a lock file lets two processes each lock a different inode); its text names the
-    holder and is cleared on release.
+    `wait` seconds: a `sdnet status` probe holds it, shared, for microseconds); the kernel drops
+    it when the process exits, so a crash leaves nothing that blocks. The lock file is never
+    deleted (deleting a lock file lets two processes each lock a different inode); its text names
+    the holder and is cleared on release. On a file system without locks (an NFS mount without a
+    lock manager) it goes on unlocked and says why in `unlocked_reason`.
     """
 
     def __init__(self, folder: str | os.PathLike, wait: float = _LOCK_WAIT_SECONDS) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        self.unlocked_reason: str | None = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:
+            raise SdnetError(f"cannot create the run lock {self.path}: "
+                             f"{err.strerror or err}") from None
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -261,10 +271,13 @@ class RunLock:
                     self.fd = -1
                     raise RunBusyError(self.folder, holder) from None
                 time.sleep(0.05)
+            except OSError as err:  # ENOLCK, EOPNOTSUPP: this file system has no locks
+                self.unlocked_reason = f"{self.path} cannot be locked here ({err.strerror or err})"
+                break
         self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now_text()}
-        text = (json.dumps(self.holder) + "\n").encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, text, 0)
+        with contextlib.suppress(OSError):  # the text only informs; a full disk shows up later
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, (json.dumps(self.holder) + "\n").encode(), 0)
         self._touched = time.monotonic()
 
     def touch(self, force: bool = False) -> None:
@@ -370,8 +383,9 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
         train_seconds = float(sum((r.get("epoch_seconds") or 0.0 for r in rows), 0.0))
     mean_epoch = train_seconds / epochs_done if epochs_done else None
 
-    running = held
-    if not held and holder and holder.get("host") not in (None, socket.gethostname()):
+    running = bool(held)
+    elsewhere = holder and holder.get("host") not in (None, socket.gethostname())
+    if not held and holder and (elsewhere or held is None):
         last = max(filter(None, [lock_mtime, _mtime(folder / METRICS)]), default=None)
         running = last is not None and now - last <= fresh_seconds(mean_epoch)
     if mismatch:

@@ -458,6 +458,9 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = N
     config = check_config(config)
     prepared = load_data(config)
     with RunLock(config.out) as lock:
+        if lock.unlocked_reason:
+            log(f"sdnet: warning: {lock.unlocked_reason}; make sure no other `sdnet train` uses "
+                "this run folder")
         return _train_locked(config, prepared, lock, on_epoch_end)
 
 
