@@ -10,6 +10,7 @@ disk, say) is logged once and the run goes on without them.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,22 @@ def summary_writer_class() -> Any | None:
     return SummaryWriter
 
 
+def _after_earlier_sessions(events: Path) -> None:
+    """Start this session's event file in a later second than every earlier one.
+
+    Readers (TensorBoard, its EventAccumulator) take a folder's event files in name order, and a
+    name is `events.out.tfevents.<unix second>.<host>.<pid>...`: a resume within the same second
+    as the session it continues would otherwise sort by PID and could be read first, so its purge
+    would not hide the killed session's extra steps."""
+    seconds = []
+    for path in events.glob("events.out.tfevents.*"):
+        part = path.name.split(".")[3]
+        if part.isdigit():
+            seconds.append(int(part))
+    if seconds and time.time() < max(seconds) + 1:
+        time.sleep(max(seconds) + 1 - time.time())
+
+
 class EpochEvents:
     """Per-epoch scalars of one run; a no-op without tensorboard."""
 
@@ -43,6 +60,7 @@ class EpochEvents:
         events = Path(folder) / EVENTS_DIR
         if epochs_done == 0:  # a fresh start: curves of an earlier attempt mean nothing now
             shutil.rmtree(events, ignore_errors=True)
+        _after_earlier_sessions(events)
         try:
             self.writer = writer_class(log_dir=str(events),
                                        purge_step=epochs_done + 1 if epochs_done else None)
