@@ -361,6 +361,7 @@ def test_bad_flags_give_one_clear_line(flags, message, tmp_path, capsys):
 def test_missing_data_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SdnetError, match="not found"):
         train.train(config(tmp_path / "nowhere", tmp_path / "o"))
+    assert not (tmp_path / "o").exists()  # no run folder (nor lock) for a run that cannot start
 
 
 @pytest.mark.parametrize("device, message", [("tpu", "--device"), ("cuda:7", "CUDA|GPU")])

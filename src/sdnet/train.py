@@ -456,12 +456,13 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = N
     (1-based) is a hook for tests.
     """
     config = check_config(config)
-    prepared = load_data(config)
-    with RunLock(config.out) as lock:
+    if not (config.data / "meta.json").is_file():
+        load_data(config)  # the data package's one line; no run folder made for it
+    with RunLock(config.out) as lock:  # before loading the arrays: a busy folder fails at once
         if lock.unlocked_reason:
             log(f"sdnet: warning: {lock.unlocked_reason}; make sure no other `sdnet train` uses "
                 "this run folder")
-        return _train_locked(config, prepared, lock, on_epoch_end)
+        return _train_locked(config, load_data(config), lock, on_epoch_end)
 
 
 def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
