@@ -385,7 +385,7 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
 
     running = bool(held)
     elsewhere = holder and holder.get("host") not in (None, socket.gethostname())
-    if not held and holder and (elsewhere or held is None):
+    if not held and summary is None and holder and (elsewhere or held is None):
         last = max(filter(None, [lock_mtime, _mtime(folder / METRICS)]), default=None)
         running = last is not None and now - last <= fresh_seconds(mean_epoch)
     if mismatch:
