@@ -159,7 +159,8 @@ def test_full_grid_dry_run(workdir: Path) -> None:
     output = run_ok(workdir, "-n", "-p")
     counts = job_counts(output)
     assert counts == {"download_dataset": 2, "prepare_dataset": 2, "train_run": 40,
-                      "aggregate_metrics": 1, "plot_figures": 1, "render_tables": 1, "all": 1}
+                      "aggregate_metrics": 1, "compare_variants": 1, "plot_figures": 1,
+                      "render_tables": 1, "all": 1}  # no p_L sweep: no error_vs_p_last
     train = output.split("rule train_run:", 1)[1].split("rule ", 1)[0]
     assert "gpu=1" in train and "runtime=1440" in train and "mem_mb=16000" in train
     assert "--on-mismatch restart" in train and "--device auto" in train
@@ -258,6 +259,7 @@ def test_cascade_sweeps_and_new_data_sets_in_the_train_flags(workdir: Path) -> N
                                                                       CASCADE))
     counts = job_counts(output)
     assert counts["train_run"] == 9 and counts["download_dataset"] == 4
+    assert counts["plot_p_last_sweep"] == 1  # two p_L values of the linear rule
     train = jobs_of(output, "train_run")
     assert set(train) == {f"dataset={d}, depth={n}, variant={v}, seed=0"
                           for d, n in (("cifar10", 20), ("cifar10", 1202), ("svhn", 152))
@@ -328,6 +330,15 @@ def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
         assert (out / f"figures/{name}.pdf").read_bytes().startswith(b"%PDF")
         assert (out / f"figures/{name}.png").read_bytes().startswith(b"\x89PNG")
     assert (wd / "resources/demo/raw/cifar10/cifar-10-python.tar.gz").is_file()
+    with open(out / "metrics/comparisons.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        comparisons = list(reader)
+    assert reader.fieldnames == ["dataset", "depth", "variant", "reference", "n", "n_reference",
+                                 "mean", "mean_reference", "diff", "ci_low", "ci_high",
+                                 "p_value", "p_holm"]
+    assert sorted((c["dataset"], c["depth"], c["variant"], c["reference"], c["n"])
+                  for c in comparisons) == [(d, n, "stochastic", "baseline", "2")
+                                            for d in ("cifar10", "cinic10") for n in ("20", "8")]
 
 
 @pytest.mark.slow
@@ -357,7 +368,7 @@ def test_editing_a_plot_option_retrains_nothing(demo: tuple[Path, str, float]) -
 @pytest.mark.slow
 def test_changing_the_learning_rate_retrains_every_run(demo: tuple[Path, str, float]) -> None:
     wd, _, _ = demo
-    overlay = write_overlay(wd, "lr.yaml", {"train": {"lr": 0.05}})
+    overlay = write_overlay(wd, "lr.yaml", {"train": {"lr": 0.08}})
     counts = dry_run(wd, *DEMO, overlay)
     assert counts["train_run"] == DEMO_RUNS
     assert "prepare_dataset" not in counts and "download_dataset" not in counts
@@ -385,8 +396,8 @@ def test_deleting_one_summary_retrains_only_that_run(demo: tuple[Path, str, floa
     finally:
         summary.write_bytes(saved)  # leave the demo complete for the other tests
     counts = job_counts(output)
-    assert counts == {"train_run": 1, "aggregate_metrics": 1, "plot_figures": 1,
-                      "render_tables": 1, "all": 1}
+    assert counts == {"train_run": 1, "aggregate_metrics": 1, "compare_variants": 1,
+                      "plot_figures": 1, "render_tables": 1, "all": 1}
     assert "wildcards: dataset=cifar10, depth=8, variant=baseline, seed=1" in output
 
 
@@ -469,12 +480,12 @@ def test_changed_lr_reruns_to_the_end_even_over_an_old_checkpoint(tiny: Path) ->
         run_ok(wd, target, "--cores", "2", *DEMO, tiny_overlay(wd), timeout=300)
 
     # A changed lr makes the finished run stale: the rerun carries out to the end.
-    lr_a = tiny_overlay(wd, "lr_a.yaml", lr=0.05)
+    lr_a = tiny_overlay(wd, "lr_a.yaml", lr=0.08)
     output = run_ok(wd, "-n", target, *DEMO, lr_a)
     assert job_counts(output) == {"train_run": 1}
     assert "Params have changed since last execution" in output
     run_ok(wd, target, "--cores", "2", *DEMO, lr_a, timeout=300)
-    assert json.loads((wd / target).read_text())["settings"]["lr"] == 0.05
+    assert json.loads((wd / target).read_text())["settings"]["lr"] == 0.08
 
     # Interrupted at yet another lr, the run leaves a checkpoint written with that lr ...
     interrupt_after_checkpoint(wd, TINY_RUN, target, "--cores", "2", *DEMO,
