@@ -25,7 +25,7 @@ import torch
 import sdnet.checkpoint
 import sdnet.device
 import sdnet.io
-from sdnet import cli, events, gpus, settings, spec, train
+from sdnet import cli, events, gpus, runfolder, settings, spec, train
 from sdnet.data import fake_prepared
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
@@ -285,6 +285,19 @@ def _syncs_in_one_epoch(data_dir: Path, out: Path, images: int) -> int:
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_short_run_on_cuda_in_bf16_and_channels_last(data_dir, tmp_path):
+    """The trainer's CUDA defaults end to end: bf16 autocast, channels_last, data on the GPU."""
+    summary = train.train(config(data_dir, tmp_path / "run", device="cuda", depth=20,
+                                 survival="linear"))
+    assert summary["torch_device"].startswith("cuda") and summary["amp_used"]
+    rows = runfolder.read_metrics(tmp_path / "run")
+    assert len(rows) == EPOCHS and all(math.isfinite(float(r["train_loss"])) for r in rows)
+    assert 0 < summary["mean_blocks_computed"] < 1
+
+
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_no_host_sync_per_step_on_cuda(data_dir, tmp_path):
     """Syncs per epoch do not grow with the number of steps (the end-of-epoch reads only)."""
