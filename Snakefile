@@ -52,6 +52,7 @@ rule all:
     made from it are up to date, so this is what makes a deleted summary.json retrain that run."""
     input:
         all_summaries(),
+        metrics_files(),
         figure_files(),
         table_files(),
     default_target: True
