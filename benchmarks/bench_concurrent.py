@@ -22,8 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
-from benchmarks.bench_memory import (FULL_COUNTS, QUICK_COUNTS, prepared_folder, read_epochs,
-                                     train_command)
+from benchmarks.bench_memory import (
+    FULL_COUNTS,
+    QUICK_COUNTS,
+    prepared_folder,
+    read_epochs,
+    train_command,
+)
 
 
 def concurrent_round(data: Path, scratch: Path, k: int, depth: int, survival: str, device: str,

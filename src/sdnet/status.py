@@ -183,11 +183,11 @@ def render(rows: Sequence[RunRow]) -> str:
         lines.append(f"stale: ... and {len(stale) - 5} more")
     summary = totals(rows)
     states = ", ".join(f"{count} {state}" for state, count in summary.states.items())
-    left = f"{summary.hours_left:.1f} h"
+    left = _duration(summary.hours_left * 3600)
     if summary.unestimated:
         left += f" (+ {summary.unestimated} runs not yet estimable)"
-    lines.append(f"{len(rows)} runs: {states or 'none'}; training {summary.hours_spent:.1f} h "
-                 f"spent, about {left} left")
+    lines.append(f"{len(rows)} runs: {states or 'none'}; training "
+                 f"{_duration(summary.hours_spent * 3600)} spent, about {left} left")
     return "\n".join(lines)
 
 
