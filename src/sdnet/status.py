@@ -183,11 +183,15 @@ def render(rows: Sequence[RunRow]) -> str:
         lines.append(f"stale: ... and {len(stale) - 5} more")
     summary = totals(rows)
     states = ", ".join(f"{count} {state}" for state, count in summary.states.items())
-    left = _duration(summary.hours_left * 3600)
-    if summary.unestimated:
-        left += f" (+ {summary.unestimated} runs not yet estimable)"
+    unfinished = sum(row.state != "done" for row in rows)
+    if unfinished and summary.unestimated == unfinished:
+        left = "time left unknown until a run has trained an epoch"
+    else:
+        left = f"about {_duration(summary.hours_left * 3600)} left"
+        if summary.unestimated:
+            left += f" (+ {summary.unestimated} runs not yet estimable)"
     lines.append(f"{len(rows)} runs: {states or 'none'}; training "
-                 f"{_duration(summary.hours_spent * 3600)} spent, about {left} left")
+                 f"{_duration(summary.hours_spent * 3600)} spent, {left}")
     return "\n".join(lines)
 
 
