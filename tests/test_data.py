@@ -78,6 +78,13 @@ def test_download_wrong_md5_names_file_and_both_checksums(cifar10_archive: Path,
     assert _files(tmp_path) == []
 
 
+def test_a_malformed_md5_is_refused_before_fetching(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "cifar-10-python.tar.gz"  # never opened: refused first
+    with pytest.raises(SdnetError, match="'xyz' for cifar-10-python.tar.gz is not an md5"):
+        download("cifar10", tmp_path / "out", url=str(missing), md5="xyz")
+    assert not (tmp_path / "out").exists()
+
+
 def test_download_truncated_archive(cifar10_archive: Path, tmp_path: Path) -> None:
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(cifar10_archive.read_bytes()[:50_000])

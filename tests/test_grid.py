@@ -43,6 +43,12 @@ def refused(overlay: dict) -> str:
 # ----------------------------------------------------------------------------- merge and load
 
 
+def test_a_number_given_as_text_hints_at_snakemakes_config_flag() -> None:
+    """`snakemake --config experiment='{seeds: [9]}'` hands the 9 over as text."""
+    assert "arrive as text" in refused({"experiment": {"seeds": ["9"]}})
+    assert "arrive as text" not in refused({"train": {"lr": "fast"}})  # a plain wrong value
+
+
 def test_merge_is_snakemakes_configfile_merge() -> None:
     base = {"train": {"lr": 0.1, "milestones": [250, 375]}, "fake": None, "keep": 1}
     override = {"train": {"milestones": [2]}, "fake": {"per_class": 3}}

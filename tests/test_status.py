@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,6 +134,12 @@ def test_status_of_a_grid_with_real_trainers(tmp_path: Path, prepared_cifar10: P
     listed = status.folder_rows(results)
     assert [(r.variant, r.seed, r.state) for r in listed] == [("quick", 0, "done"),
                                                              ("slow", 0, "interrupted")]
+    # A run folder made by hand (`sdnet train --out anywhere`) is found by its files.
+    mine = tmp_path / "mine" / "my-run"
+    shutil.copytree(results / run["quick", 0].folder, mine)
+    [found] = status.folder_rows(tmp_path / "mine")
+    assert (found.dataset, found.depth, found.variant, found.seed, found.state) == (
+        "cifar10", 8, "quick", 0, "done")
 
 
 def test_status_outside_a_checkout_is_one_line(tmp_path: Path) -> None:
@@ -143,6 +150,9 @@ def test_status_outside_a_checkout_is_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([str(SDNET), "status", "--results", str(tmp_path / "nope")],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "not a folder" in proc.stderr
+    proc = subprocess.run([str(SDNET), "status", "--results", str(tmp_path), "--configfile",
+                           "x.yaml"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "--configfile applies only without --results" in proc.stderr
 
 
 def _fake_run_folders(results: Path, count: int) -> list[Path]:

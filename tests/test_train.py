@@ -34,8 +34,10 @@ EPOCHS = 3
 # Settings that make ResNet-8 learn the fake classes reliably within 3 short epochs.
 QUICK = ["--dataset", "cifar10", "--depth", "8", "--epochs", str(EPOCHS), "--batch-size", "32",
          "--lr", "0.05", "--milestones", "2", "--limit-train", "256", "--seed", "1"]
-# A finished run folder: no checkpoint left; event files only with tensorboard installed.
-FINISHED_FILES = sorted(["metrics.csv", "model.pt", "run.json", "summary.json", "train.lock"]
+# A finished run folder: no checkpoint left, the final state kept; event files only with
+# tensorboard installed.
+FINISHED_FILES = sorted(["final_state.pt", "metrics.csv", "model.pt", "run.json", "summary.json",
+                         "train.lock"]
                         + (["tensorboard"] if events.summary_writer_class() else []))
 
 
@@ -139,6 +141,38 @@ def test_complete_run_is_not_trained_again(finished_run, capsys):
                      "--out", str(out)]) == 0
     assert "already complete" in capsys.readouterr().err
     assert (out / "metrics.csv").stat().st_mtime_ns == before
+
+
+def test_finished_run_whose_outputs_were_deleted_is_restored_not_retrained(finished_run,
+                                                                          tmp_path, capsys):
+    """Snakemake deletes the outputs of a job it thinks incomplete (its own process was killed
+    after the trainer finished): the rerun rewrites them from final_state.pt, byte for byte."""
+    out, summary = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    outputs = {name: (copy / name).read_bytes() for name in ("metrics.csv", "model.pt",
+                                                             "summary.json")}
+    for name in outputs:
+        (copy / name).unlink()
+    data = str(summary["settings"]["data"])
+    assert cli.main(["train", "--data", data, *QUICK, "--out", str(copy)]) == 0
+    err = capsys.readouterr().err
+    assert "restored the finished run" in err and "epoch 1/" not in err  # nothing trained
+    assert {name: (copy / name).read_bytes() for name in outputs} == outputs
+    assert not (copy / "checkpoint.pt").exists()
+
+
+def test_a_final_state_from_other_settings_is_never_restored(finished_run, tmp_path, capsys):
+    out, summary = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for name in ("metrics.csv", "model.pt", "summary.json"):
+        (copy / name).unlink()
+    data = str(summary["settings"]["data"])
+    assert cli.main(["train", "--data", data, *QUICK, "--lr", "0.07", "--out", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "final_state.pt was written with other settings (lr 0.05 -> 0.07)" in err
+    assert (copy / "final_state.pt").exists()  # refused: nothing cleared
 
 
 def test_epoch_linear_follows_the_epoch_and_variant_label_is_kept(data_dir, tmp_path):
@@ -651,7 +685,7 @@ def test_without_tensorboard_nothing_changes(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "plain"
     train.train(config(data_dir, out, epochs=1, limit_train=32))
     assert sorted(p.name for p in out.iterdir()) == [
-        "metrics.csv", "model.pt", "run.json", "summary.json", "train.lock"]
+        "final_state.pt", "metrics.csv", "model.pt", "run.json", "summary.json", "train.lock"]
 
 
 # ----------------------------------------------------------------------------- bf16, classes, augment

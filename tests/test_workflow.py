@@ -8,6 +8,7 @@ subset of the demo config (written by the test as an extra --configfile).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from sdnet import runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "config.yaml", "config", "workflow", "profiles", "slurm")
@@ -470,6 +473,45 @@ def test_interrupted_run_resumes_with_the_same_metrics(tiny: Path) -> None:
     done, ref = (json.loads((d / "summary.json").read_text()) for d in (wd / TINY_RUN, reference))
     assert done["final_test_error"] == ref["final_test_error"]
     assert done["best_val_error"] == ref["best_val_error"]
+
+
+@pytest.mark.slow
+def test_a_run_finished_after_snakemake_was_killed_is_restored_not_retrained(tiny: Path) -> None:
+    """SIGKILL to Snakemake alone: its trainer finishes as an orphan, the next call (after
+    `--unlock`) takes the job for incomplete and deletes its outputs, and the trainer rewrites
+    them from final_state.pt instead of training the run again."""
+    wd = tiny
+    overlay = write_overlay(wd, "orphan.yaml", {
+        "results_dir": "results/orphan",
+        "experiment": {"datasets": ["cifar10"], "depths": [8], "variants": ["stochastic"],
+                       "seeds": [0]},
+        "train": {"epochs": TINY_EPOCHS}})
+    run = wd / TINY_RUN.replace("results/tiny", "results/orphan")
+    args = (str((run / "summary.json").relative_to(wd)), "--cores", "2", *DEMO, overlay)
+    proc = subprocess.Popen([str(SNAKEMAKE), *args], cwd=wd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "checkpoint.pt").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, "snakemake ended before the trainer's first epoch"
+            time.sleep(0.05)
+        proc.kill()  # Snakemake only: the trainer goes on
+        proc.wait()
+        while not (run / "summary.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run / "summary.json").exists(), "the orphaned trainer did not finish"
+        while runfolder.lock_holder(run) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        finished = {name: (run / name).read_bytes() for name in ("metrics.csv", "summary.json")}
+
+        run_ok(wd, "--unlock", *args[1:])
+        output = run_ok(wd, *args, timeout=300)
+        log = (wd / TINY_LOG.replace("results/tiny", "results/orphan")).read_text()
+        assert "restored the finished run" in log and "epoch 1/" not in log, (log, output)
+        assert {name: (run / name).read_bytes() for name in finished} == finished
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

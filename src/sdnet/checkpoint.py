@@ -9,6 +9,7 @@ checkpoint never runs code from it. Sits beside `sdnet.train` and below it (it i
 from __future__ import annotations
 
 import io
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from torch import nn
 
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
-from sdnet.runfolder import CHECKPOINT, RunState
+from sdnet.runfolder import CHECKPOINT, FINAL_STATE, RunState
 
 CHECKPOINT_FORMAT = 1
+FINAL_STATE_FORMAT = 1
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -116,3 +118,27 @@ def load_checkpoint(ckpt: dict, model: nn.Module, optimizer: torch.optim.Optimiz
     restore_rng(ckpt["rng"], model)
     return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
                     best_val_error=ckpt["best_val_error"])
+
+
+def save_final_state(out: Path, weights: dict, history: list[dict], summary: dict) -> None:
+    """final_state.pt: what the finished run's outputs are made of (model.pt's weights, the
+    metrics rows, summary.json), so they can be rewritten without training (`restore_outputs`)."""
+    plain = json.loads(json.dumps(summary))  # plain types only (torch.__version__ is not a str)
+    atomic_torch_save({"format": FINAL_STATE_FORMAT, "fingerprint": plain["fingerprint"],
+                       "settings": plain["settings"], "model": weights, "history": history,
+                       "summary": plain}, Path(out) / FINAL_STATE)
+
+
+def read_final_state(out: Path) -> dict | None:
+    """The final state, or None when absent or not readable as one (then it is only ignored:
+    the run trains again, nothing is lost that a final state would have saved)."""
+    path = Path(out) / FINAL_STATE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 (a torn or foreign file means the same: no final state)
+        return None
+    if not isinstance(state, dict) or state.get("format") != FINAL_STATE_FORMAT:
+        return None
+    return state

@@ -29,6 +29,18 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Shows each flag's default, unless it is None or the help text already speaks of it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.default is None or action.default is False  # 0 is a default to show
+                or action.default == argparse.SUPPRESS or "default" in text
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -36,6 +48,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train one ResNet with or without stochastic depth. Defaults are the paper's "
         "CIFAR setup (SGD, batch 128, 500 epochs, lr 0.1 /10 after 250 and 375, wd 1e-4, "
         "Nesterov momentum 0.9). Started again on the same --out folder, it resumes.",
+        formatter_class=_DefaultsFormatter,
     )
     p.add_argument("--data", type=Path, required=True, help="folder written by `sdnet data prepare`")
     p.add_argument("--dataset", choices=spec.DATASETS, required=True)
@@ -50,15 +63,18 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    "every block; epoch-linear = the seed tutorial's reading (not the paper's)")
     p.add_argument("--p-last", type=float, default=0.5, help="survival probability p_L of the last block")
     p.add_argument("--variant", default=None, help="label stored with the results (default: the rule)")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--epochs", type=_positive_int, default=500)
-    p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--milestones", type=_positive_int, nargs="*", default=[250, 375])
-    p.add_argument("--gamma", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="initialisation, gates, shuffling and augmentation")
+    p.add_argument("--epochs", type=_positive_int, default=500, help="training epochs")
+    p.add_argument("--batch-size", type=_positive_int, default=128, help="training batch")
+    p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate")
+    p.add_argument("--milestones", type=_positive_int, nargs="*", default=[250, 375],
+                   help="epochs after which the lr is multiplied by --gamma")
+    p.add_argument("--gamma", type=float, default=0.1, help="lr factor at each milestone")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (dampening 0)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 weight decay")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
+                   help="Nesterov momentum")
     p.add_argument("--warmup-epochs", type=_non_negative_int, default=0,
                    help="epochs at lr/10 before the schedule (the paper's ResNet-1202 recipe: 10)")
     p.add_argument("--limit-train", type=_positive_int, default=None,
@@ -269,6 +285,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from sdnet import status
 
     if args.results is not None:
+        if args.configfile:
+            raise SdnetError("--results lists the run folders under a folder, without a config; "
+                             "--configfile applies only without --results")
         rows = status.folder_rows(args.results)
     else:
         base = Path("config.yaml")

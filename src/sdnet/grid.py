@@ -183,6 +183,14 @@ def _unknown_keys(where: str, unknown: Sequence[str], known: Iterable[str]) -> s
     return f"{where}: unknown key {', '.join(repr(k) for k in unknown)}{hint}"
 
 
+def _yaml_value(text: str) -> Any:
+    """What YAML makes of `text` ('9' -> 9), or the text itself when it is not YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def _schema_message(error: Any, schema: dict, prefix: Sequence[Any] = ()) -> str:
     """Where and what, in words; unknown keys get a 'did you mean' hint."""
     where = _where([*prefix, *error.absolute_path])
@@ -191,6 +199,11 @@ def _schema_message(error: Any, schema: dict, prefix: Sequence[Any] = ()) -> str
         return _unknown_keys(where, unknown, _schema_keys(schema, set()))
     if "propertyNames" in error.absolute_schema_path:  # a key the schema does not allow
         return f"{where}: key {error.message}"
+    if error.validator == "type" and isinstance(error.instance, str) \
+            and not isinstance(_yaml_value(error.instance), str):
+        # `snakemake --config key='{a: [1]}'` hands nested values over as text
+        return (f"{where}: {error.message} (values nested in --config arrive as text; put them "
+                "in a --configfile)")
     return f"{where}: {error.message}"
 
 

@@ -40,11 +40,15 @@ from sdnet.settings import settings_mismatch
 from sdnet.spec import METRICS_COLUMNS
 
 METRICS, SUMMARY, MODEL, CHECKPOINT = "metrics.csv", "summary.json", "model.pt", "checkpoint.pt"
+# A finished run's outputs in one file (weights, metrics rows, summary): not a workflow output, so
+# when Snakemake deletes the outputs of a job it thinks incomplete (its own process was killed
+# after the trainer finished), the rerun restores them instead of training again.
+FINAL_STATE = "final_state.pt"
 RUN_INFO = "run.json"
 LOCK = "train.lock"
 EVENTS_DIR = "tensorboard"
 # Files whose atomic writes leave `.<name>.*.tmp` temp files when cut short.
-WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO)
+WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE)
 HEARTBEAT_SECONDS = 60.0
 FRESH_FLOOR_SECONDS = 600.0
 _LOCK_WAIT_SECONDS = 1.0  # a status probe holds a shared lock for microseconds
@@ -394,7 +398,7 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
         state = "running"
     elif summary is not None:
         state = "done"
-    elif rows or info or (folder / CHECKPOINT).exists():
+    elif rows or info or (folder / CHECKPOINT).exists() or (folder / FINAL_STATE).exists():
         state = "interrupted"
     else:
         state = "not started"

@@ -74,13 +74,37 @@ def grid_rows(configfiles: Sequence[str | Path], now: float | None = None) -> li
             for run in grid.runs(cfg)]
 
 
+_RUN_FILES = {runfolder.RUN_INFO, runfolder.SUMMARY, runfolder.METRICS, runfolder.CHECKPOINT,
+              runfolder.FINAL_STATE}
+
+
+def _identity(folder: Path) -> dict[str, str] | None:
+    """dataset, depth, variant, seed of a run folder outside the workflow's layout (one made
+    with `sdnet train --out`), from its run.json or summary.json settings."""
+    for reader in (runfolder.read_run_info, runfolder.read_summary):
+        try:
+            settings = (reader(folder) or {}).get("settings") or {}
+        except SdnetError:
+            continue
+        if {"dataset", "depth", "seed"} <= set(settings):
+            variant = settings.get("variant") or settings.get("survival") or "?"
+            return {"dataset": settings["dataset"], "depth": settings["depth"],
+                    "variant": variant, "seed": settings["seed"]}
+    return None
+
+
 def _run_folders(root: Path) -> Iterable[tuple[Path, dict[str, str]]]:
-    """Run folders under `root` (results/, results/runs/ or any folder above run folders)."""
-    for dirpath, dirnames, _ in os.walk(root):
-        match = _FOLDER.search(Path(dirpath).as_posix())
-        if match:
+    """Run folders under `root` (results/, results/runs/ or any folder above run folders): the
+    workflow's <dataset>/resnet<depth>/<variant>/seed<seed> by their path, others by their files."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        folder = Path(dirpath)
+        match = _FOLDER.search(folder.as_posix())
+        key = match.groupdict() if match else None
+        if key is None and _RUN_FILES & set(filenames):
+            key = _identity(folder)
+        if key is not None:
             dirnames.clear()  # a run folder holds no run folders
-            yield Path(dirpath), match.groupdict()
+            yield folder, key
     # os.walk's order depends on the file system: callers sort.
 
 
@@ -93,7 +117,7 @@ def folder_rows(results: str | Path, now: float | None = None) -> list[RunRow]:
     rows = [_row(folder, key["dataset"], int(key["depth"]), key["variant"], int(key["seed"]),
                  None, None, now)
             for folder, key in _run_folders(root)]
-    return sorted(rows, key=lambda r: (r.dataset, r.depth, r.variant, r.seed))
+    return sorted(rows, key=lambda r: (r.dataset, r.depth, r.variant, r.seed, r.folder))
 
 
 # ----------------------------------------------------------------------------- totals
@@ -190,7 +214,7 @@ def render(rows: Sequence[RunRow]) -> str:
         left = f"about {_duration(summary.hours_left * 3600)} left"
         if summary.unestimated:
             left += f" (+ {summary.unestimated} runs not yet estimable)"
-    lines.append(f"{len(rows)} runs: {states or 'none'}; training "
+    lines.append(f"{len(rows)} run{'' if len(rows) == 1 else 's'}: {states or 'none'}; training "
                  f"{_duration(summary.hours_spent * 3600)} spent, {left}")
     return "\n".join(lines)
 

@@ -339,17 +339,40 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module
     }
 
 
-def write_final_files(out: Path, model: nn.Module, summary: dict) -> None:
-    """model.pt, then summary.json last (its presence marks the run complete), then drop the
-    checkpoint. On a full disk the checkpoint of the last epoch stays, so a rerun only writes
-    these two files again."""
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def write_outputs(out: Path, weights: dict, history: list[dict], summary: dict) -> None:
+    """metrics.csv, model.pt, then summary.json last (its presence marks the run complete)."""
     epochs = summary["epochs"]
+    with no_space_guard(out / runfolder.METRICS, epochs):
+        runfolder.write_metrics(out, history)
     with no_space_guard(out / MODEL, epochs):
         checkpoint.atomic_torch_save(weights, out / MODEL)
     with no_space_guard(out / SUMMARY, epochs):
         runfolder.write_summary(out, summary)
+
+
+def write_final_files(out: Path, model: nn.Module, history: list[dict], summary: dict) -> None:
+    """The outputs, then final_state.pt, then drop the checkpoint. On a full disk the checkpoint
+    of the last epoch stays, so a rerun only writes these files again; a final state that does
+    not fit only costs the restore shortcut (a warning)."""
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_outputs(out, weights, history, summary)
+    try:
+        checkpoint.save_final_state(out, weights, history, summary)
+    except (OSError, RuntimeError) as err:
+        log(f"sdnet: warning: could not write {out / runfolder.FINAL_STATE} ({err}); the run is "
+            "complete, but if its outputs are deleted it trains again")
     checkpoint_path(out).unlink(missing_ok=True)
+
+
+def restore_outputs(out: Path, state: dict) -> dict:
+    """A finished run whose outputs were deleted (Snakemake does that for a job it thinks
+    incomplete, e.g. after its own process was killed): rewrite them from final_state.pt."""
+    summary = state["summary"]
+    write_outputs(out, state["model"], state["history"], summary)
+    checkpoint_path(out).unlink(missing_ok=True)
+    log(f"sdnet: restored the finished run in {out} from {runfolder.FINAL_STATE} "
+        f"({summary['epochs']} epochs; nothing retrained)")
+    return summary
 
 
 # ----------------------------------------------------------------------------- the run folder
@@ -376,7 +399,7 @@ def _stale(path: Path, old_settings: dict, settings: dict, config: TrainConfig) 
 
 
 def _clear_run(out: Path) -> None:
-    for name in (SUMMARY, checkpoint_path(out).name, RUN_INFO):
+    for name in (SUMMARY, checkpoint_path(out).name, RUN_INFO, runfolder.FINAL_STATE):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / runfolder.EVENTS_DIR, ignore_errors=True)
 
@@ -397,6 +420,13 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
             checkpoint_path(out).unlink(missing_ok=True)
             return summary, None
         _stale(out / SUMMARY, summary.get("settings", {}), settings, config)
+        _clear_run(out)
+        return None, None
+    final = checkpoint.read_final_state(out)
+    if final is not None:
+        if final.get("fingerprint") == fp:
+            return restore_outputs(out, final), None
+        _stale(out / runfolder.FINAL_STATE, final.get("settings", {}), settings, config)
         _clear_run(out)
         return None, None
     path = checkpoint_path(out)
@@ -523,7 +553,7 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     finally:
         events.close()
     summary = build_summary(config, settings, fp, model, state, device, num_classes)
-    write_final_files(config.out, model, summary)
+    write_final_files(config.out, model, state.history, summary)
     log(f"sdnet: done: test error {summary['final_test_error']:.2f}% (at best val epoch "
         f"{summary['best_epoch']}: {summary['test_error_at_best']:.2f}%), "
         f"{_fmt_minutes(summary['train_seconds'])} training; wrote {config.out}")

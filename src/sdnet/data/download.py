@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -116,6 +117,9 @@ def download(dataset: str, out_dir: Path | str, url: str | None = None,
     name = info.file_name(file)
     source = info.file_url(name, url)
     md5 = md5 or info.md5s[name]
+    if md5.lower() != SKIP_MD5 and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
+        # Before fetching: a typo must not cost a 1.3 GB download to find out.
+        raise SdnetError(f"--md5 {md5!r} for {name} is not an md5 (32 hex digits) or 'none'")
     out_dir = Path(out_dir)
     final = out_dir / name
     if _already_there(final, md5):

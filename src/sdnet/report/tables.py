@@ -168,7 +168,7 @@ def _stats_text(summary: pd.DataFrame, comparisons: pd.DataFrame, style: Style) 
             f"95{style.pct} confidence interval of Welch's two-sided t-test (unequal variances) "
             f"over {_seeds_text(summary)} per variant; {style.marker}: {style.less_than(stats.ALPHA)} "
             f"after Holm's correction over the {tested} tested comparison"
-            f"{'s' if tested != 1 else ''} (results/metrics/comparisons.csv); a difference "
+            f"{'s' if tested != 1 else ''} (comparisons.csv); a difference "
             f"without an interval has fewer than two seeds, or no spread, on a side. ")
 
 
