@@ -329,6 +329,10 @@ stop() {
     stop_pid "$DIR/run/mariadbd.pid" mariadbd
     stop_pid "$DIR/munge/munged.pid" munged
     unlink_default_conf
+    # Clients must not point at a stopped cluster: the Slurm executor plugin, which Snakemake
+    # imports on every call, waits ~9 s on a dead slurmctld (tests/slurm/conftest.py exports this
+    # file's SLURM_CONF to the whole test session).
+    rm -f "$DIR/cluster.env"
 }
 
 status() {
