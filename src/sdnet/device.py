@@ -17,15 +17,10 @@ from pathlib import Path
 import torch
 
 from sdnet import gpus
+from sdnet.console import log
 from sdnet.errors import SdnetError
 
 _GPU_LOCK: gpus.GpuLock | None = None
-
-
-def _log(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,7 +34,7 @@ def resolve_device(name: str) -> torch.device:
         if count > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
             if _GPU_LOCK is None:
                 _GPU_LOCK = gpus.acquire_gpu(count)
-                _log(f"sdnet: using GPU {_GPU_LOCK.index} (lock {_GPU_LOCK.path})")
+                log(f"sdnet: using GPU {_GPU_LOCK.index} (lock {_GPU_LOCK.path})")
             return torch.device("cuda", _GPU_LOCK.index)
         return torch.device("cuda", 0)
     try:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdnet import console
 from sdnet.errors import SdnetError
 
 DEFAULT_LOCK_DIR = Path("/tmp/sdnet-gpu-locks")
@@ -77,17 +77,13 @@ def try_acquire_gpu(num_gpus: int, folder: Path | None = None) -> GpuLock | None
     return None
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def acquire_gpu(
     num_gpus: int,
     folder: Path | None = None,
     *,
     poll_seconds: float = 30.0,
     timeout: float | None = None,
-    log: Callable[[str], None] = _stderr,
+    log: Callable[[str], None] = console.log,
     sleep: Callable[[float], None] = time.sleep,
 ) -> GpuLock:
     """Lock a free GPU, waiting (and saying so) while all are held.
