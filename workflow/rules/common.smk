@@ -219,9 +219,12 @@ def train_runtime(wildcards, attempt: int) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+GRID_RUNS = grid.runs(config)  # expanded once per parse: the targets below all read it
+
+
 def all_runs() -> list[dict]:
     """The grid: one dict of wildcards per training run (sdnet.grid.runs, sweeps expanded)."""
-    return [run.wildcards for run in grid.runs(config)]
+    return [run.wildcards for run in GRID_RUNS]
 
 
 def all_summaries() -> list[str]:
@@ -236,11 +239,10 @@ def has_p_last_sweep() -> bool:
     """Whether some (data set, depth, augmentation) of the grid has two or more p_L values of
     one survival rule: the rows sdnet.report.sweep_rows draws against p_L."""
     values: dict[tuple, set] = {}
-    for run in all_runs():
-        settings = run_settings(run["dataset"], run["depth"], run["variant"], run["seed"])
+    for run in GRID_RUNS:
+        settings = run.settings
         if settings["survival"] != "none":
-            key = (run["dataset"], int(run["depth"]), settings.get("augment"),
-                   settings["survival"])
+            key = (run.dataset, run.depth, settings.get("augment"), settings["survival"])
             values.setdefault(key, set()).add(float(settings["p_last"]))
     return any(len(p_lasts) >= 2 for p_lasts in values.values())
 
