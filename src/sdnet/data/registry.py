@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 # The format modules whose data sets are always registered, in the order users see them (CLI
 # choices, config enum, report rows).
-BUILTIN_MODULES = ("sdnet.data.cifar", "sdnet.data.cinic", "sdnet.data.svhn")
+BUILTIN_MODULES = ("sdnet.data.cifar", "sdnet.data.cinic", "sdnet.data.svhn",
+                   "sdnet.data.tinyimagenet")
 NAME_PATTERN = r"[a-z][a-z0-9]*"  # a folder name and a Snakemake wildcard value
 URL_SCHEMES = ("https", "http", "file")  # anything else with a scheme is refused
 
