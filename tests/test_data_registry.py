@@ -235,8 +235,9 @@ def test_a_new_data_set_is_one_object(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     toy = registry.register_dataset(Toy())
     assert spec.DATASETS[-1] == "toy" and spec.dataset_spec("toy") is toy
-    schema = grid.with_datasets(yaml.safe_load((ROOT / grid.SCHEMA_RELPATH).read_text()))
+    schema = grid._load_schema(None)  # the cached schema of the built-in ones is not reused
     assert "toy" in schema["$defs"]["dataset_name"]["enum"]
+    assert "toy" in schema["properties"]["datasets"]["properties"]
     folder = fake_prepared("toy", tmp_path, val_size=3)
     data = load_prepared(folder)
     meta = json.loads((folder / "meta.json").read_text())
@@ -244,3 +245,5 @@ def test_a_new_data_set_is_one_object(tmp_path: Path, monkeypatch: pytest.Monkey
     assert meta["counts"] == {"train": 9, "val": 3, "test": 6} and data.train[0].shape[1:] == \
         (8, 8, 3)
     assert cli.build_parser().parse_args(["data", "fake", "--format", "toy", "--out", "x"])
+    monkeypatch.undo()
+    assert "toy" not in grid._load_schema(None)["$defs"]["dataset_name"]["enum"]

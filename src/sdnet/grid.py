@@ -126,7 +126,9 @@ def load_config(paths: Sequence[str | Path], schema: str | Path | None = None, *
 
 
 @functools.lru_cache(maxsize=8)
-def _schema(path: str) -> dict:
+def _schema(path: str, datasets: tuple[str, ...]) -> dict:
+    """The schema file, with `datasets` (the registered names: part of the cache key, so that a
+    data set registered later is seen) filled in."""
     try:
         schema = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -147,9 +149,11 @@ def with_datasets(schema: dict) -> dict:
 
 
 def _load_schema(schema: str | Path | dict | None) -> dict:
+    names = tuple(spec.DATASETS)
     if isinstance(schema, dict):
-        return schema
-    return _schema(str(Path(schema).resolve() if schema is not None else find_schema()))
+        filled = schema["$defs"].get("dataset_name", {}).get("enum") == list(names)
+        return schema if filled else with_datasets(schema)
+    return _schema(str(Path(schema).resolve() if schema is not None else find_schema()), names)
 
 
 def _default_filling_validator(schema: dict) -> Any:
