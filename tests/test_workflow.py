@@ -337,8 +337,8 @@ def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
     with open(out / "metrics/runs.csv", newline="") as handle:
         runs = list(csv.DictReader(handle))
     assert len(runs) == DEMO_RUNS
-    assert {(r["dataset"], r["depth"], r["variant"]) for r in runs} == {
-        (d, n, v) for d in ("cifar10", "cinic10") for n in ("8", "20")
+    assert {(r["dataset"], r["network"], r["depth"], r["variant"]) for r in runs} == {
+        (d, f"resnet{n}", n, v) for d in ("cifar10", "cinic10") for n in ("8", "20")
         for v in ("baseline", "stochastic")}
     summary = json.loads((out / "runs/cinic10/resnet20/stochastic/seed1/summary.json").read_text())
     assert summary["epochs"] == 6 and summary["survival"] == "linear"
@@ -358,9 +358,9 @@ def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
     with open(out / "metrics/comparisons.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         comparisons = list(reader)
-    assert reader.fieldnames == ["dataset", "depth", "variant", "reference", "n", "n_reference",
-                                 "mean", "mean_reference", "diff", "ci_low", "ci_high",
-                                 "p_value", "p_holm"]
+    assert reader.fieldnames == ["dataset", "network", "depth", "variant", "reference", "n",
+                                 "n_reference", "mean", "mean_reference", "diff", "ci_low",
+                                 "ci_high", "p_value", "p_holm"]
     assert sorted((c["dataset"], c["depth"], c["variant"], c["reference"], c["n"])
                   for c in comparisons) == [(d, n, "stochastic", "baseline", "2")
                                             for d in ("cifar10", "cinic10") for n in ("20", "8")]
