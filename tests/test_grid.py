@@ -368,8 +368,8 @@ def test_the_networks_cascade_is_keyed_by_network_name() -> None:
     ({"networks": {"resnext-resnet50": {"epochs": 3}}},
      "networks.resnext-resnet50: unknown architecture 'resnext'"),
     ({"train": {"arch": "preact"}},
-     "train.arch: the network family is part of a run's identity (its folder); choose it with "
-     "experiment.archs"),
+     ("train.arch: the network family is part of a run's identity (its folder); choose it "
+      "with experiment.archs")),
     ({"networks": {"resnet152": {"arch": "bottleneck"}}}, "networks.resnet152.arch: the network"),
     ({"variants": {"stochastic": {"survival": "linear", "sweep": {"arch": ["cifar", None]}}}},
      "variants.stochastic.sweep.arch: the network family is part of a run's identity"),
