@@ -223,7 +223,10 @@ def test_parse_imports_neither_torch_nor_pandas(workdir: Path) -> None:
      "variants.stochastic.sweep.p_last: [0.5, 0.5] has non-unique elements"),
     ({"datasets": {"cifar10": {"url": "ftp://mirror/cifar-10-python.tar.gz"}}},
      "datasets.cifar10.url: unknown URL scheme 'ftp'"),
-], ids=["typo", "depth57", "p_last", "dataset", "type", "undefined-variant", "sweep", "url"])
+    ({"experiment": {"archs": ["resnext"]}},
+     "experiment.archs[0]: unknown architecture 'resnext'; choose one of cifar, bottleneck"),
+], ids=["typo", "depth57", "p_last", "dataset", "type", "undefined-variant", "sweep", "url",
+        "arch"])
 def test_bad_config_stops_before_any_job(workdir: Path, overlay: dict, expected: str) -> None:
     result = snakemake(workdir, "--cores", "1", "--configfile", write_overlay(workdir, "bad.yaml",
                                                                              overlay))
