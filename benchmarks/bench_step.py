@@ -130,10 +130,10 @@ def expected_compute_fraction(depth: int) -> dict[str, float]:
 
     model = models.build_model(depth, survival="linear", p_last=0.5)
     per_block, rest = branch_flops(model)
-    probs = model.survival_probabilities()
+    probs = model.gate.probabilities
     expected = rest + sum(p * f for p, f in zip(probs, per_block))
     return {"expected_flop_fraction": expected / (rest + sum(per_block)),
-            "expected_block_fraction": model.expected_block_fraction(),
+            "expected_block_fraction": model.gate.expected_fraction(),
             "forward_gflops_per_image": (rest + sum(per_block)) / 1e9}
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdnet import __version__, spec
+from sdnet import __version__, networks, spec
 from sdnet.errors import SdnetError
 
 
@@ -52,9 +52,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", type=Path, required=True, help="folder written by `sdnet data prepare`")
     p.add_argument("--dataset", choices=spec.DATASETS, required=True)
-    p.add_argument("--depth", type=int, required=True, help=spec.valid_depths_text())
-    p.add_argument("--arch", choices=spec.ARCHS, default=None,
-                   help="network family (default: from the depth, see sdnet.spec)")
+    p.add_argument("--depth", type=int, required=True, help=networks.valid_depths_text())
+    p.add_argument("--arch", choices=networks.families(), default=None,
+                   help="network family (default: from the depth, see sdnet.networks)")
     p.add_argument("--shortcut", choices=("A", "B"), default="A",
                    help="CIFAR ResNet transition shortcut: A = avg-pool + zero channels (paper), "
                    "B = 1x1 conv + BN")
@@ -110,7 +110,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     fields = {k: v for k, v in vars(args).items() if k not in ("func", "command", "data_command",
                                                                 "report_command")}
-    spec.resolve_arch(args.depth, args.arch)
+    networks.resolve_arch(args.depth, args.arch)
     spec.check_survival(args.survival, args.p_last)
     train.train(train.TrainConfig(**fields))
     return 0

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from sdnet import spec
+from sdnet import networks, spec
 from sdnet.errors import SdnetError
 
 SCHEMA_RELPATH = "workflow/schemas/config.schema.yaml"
@@ -397,7 +397,7 @@ def check(cfg: dict, schema: dict | None = None) -> list[str]:
         _check_source(name, entry)
     for key, entry in (cfg.get("networks") or {}).items():
         try:
-            spec.resolve_arch(int(key.removeprefix("resnet")), (entry or {}).get("arch"))
+            networks.resolve_arch(int(key.removeprefix("resnet")), (entry or {}).get("arch"))
         except spec.SpecError as err:
             raise ConfigError(f"networks.{key}: {err}") from None
     return _check_runs(cfg)
@@ -493,7 +493,7 @@ def _check_runs(cfg: dict) -> list[str]:
                 except spec.SpecError as err:
                     raise ConfigError(f"variants.{variant}: {err}") from None
                 try:
-                    spec.resolve_arch(depth, settings.get("arch"))
+                    networks.resolve_arch(depth, settings.get("arch"))
                 except spec.SpecError as err:
                     raise ConfigError(f"{depths_key}: {err}") from None
                 epochs = settings["epochs"]

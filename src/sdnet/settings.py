@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdnet import spec
+from sdnet import networks, spec
 from sdnet.errors import SdnetError
 
 # Settings that never change what a run computes: left out of the fingerprint (device too,
@@ -76,7 +76,7 @@ def check_config(config: TrainConfig) -> TrainConfig:
     config = dataclasses.replace(config, data=Path(config.data), out=Path(config.out),
                                  milestones=sorted(int(m) for m in config.milestones))
     spec.check_dataset(config.dataset)
-    spec.resolve_arch(config.depth, config.arch)
+    networks.resolve_arch(config.depth, config.arch)
     spec.check_survival(config.survival, config.p_last)
     positive = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr}
     for name, value in positive.items():
@@ -106,7 +106,7 @@ def settings_of(config: TrainConfig) -> dict:
     for key, value in dataclasses.asdict(config).items():
         if key not in NOT_SETTINGS:
             settings[key] = str(value) if isinstance(value, Path) else value
-    settings["arch"] = spec.resolve_arch(config.depth, config.arch)
+    settings["arch"] = networks.resolve_arch(config.depth, config.arch)
     return settings
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from sdnet import spec
+from sdnet import networks, spec
 from sdnet.errors import SdnetError
 
 SURVIVAL_NAMES = {"none": "constant depth", "linear": "linear decay",
@@ -47,7 +47,7 @@ def network_name(depth: int, arch: str | None = None) -> str:
     """ResNet-110; the family is named only where it is not the depth's default one."""
     name = f"ResNet-{int(depth)}"
     try:
-        default = spec.resolve_arch(int(depth))
+        default = networks.resolve_arch(int(depth))
     except SdnetError:
         return name  # only one family has this depth
     if arch and arch != default:
