@@ -12,15 +12,17 @@ import io
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
-from sdnet.models.gate import GatedNetwork
 from sdnet.runfolder import CHECKPOINT, FINAL_STATE, RunState
+
+if TYPE_CHECKING:
+    from sdnet.models import GatedNetwork
 
 CHECKPOINT_FORMAT = 1
 FINAL_STATE_FORMAT = 1

@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,7 +42,6 @@ from sdnet.console import log
 from sdnet.device import device_name, peak_memory_mb, resolve_device
 from sdnet.errors import SdnetError
 from sdnet.events import EpochEvents
-from sdnet.models.gate import GatedNetwork
 from sdnet.outputs import prepare_run_folder, write_final_files
 from sdnet.runfolder import RUN_INFO, RunLock, RunState, no_space_guard
 from sdnet.settings import (
@@ -52,6 +51,9 @@ from sdnet.settings import (
     fingerprint,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from sdnet.models import GatedNetwork
 
 __all__ = ["TrainConfig", "check_config", "fingerprint", "resolve_device", "settings_of", "train"]
 
