@@ -12,7 +12,7 @@ import io
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from torch import nn
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
 from sdnet.runfolder import CHECKPOINT, FINAL_STATE, RunState
+
+if TYPE_CHECKING:
+    from sdnet.gradients import GradientMeter
 
 CHECKPOINT_FORMAT = 1
 FINAL_STATE_FORMAT = 1
@@ -80,7 +83,8 @@ def restore_rng(state: dict, model: nn.Module) -> None:
 
 
 def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, state: RunState, fp: str, settings: dict) -> None:
+                    scheduler: Any, state: RunState, fp: str, settings: dict,
+                    gradients: GradientMeter | None = None) -> None:
     atomic_torch_save({
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fp,
@@ -93,6 +97,7 @@ def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimize
         "history": state.history,
         "best_epoch": state.best_epoch,
         "best_val_error": state.best_val_error,
+        "gradients": gradients.state_dict() if gradients is not None else None,
     }, checkpoint_path(out))
 
 
@@ -110,12 +115,15 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def load_checkpoint(ckpt: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> RunState:
-    """Put weights, optimizer, scheduler and RNGs back; return the history and best-so-far."""
+                    scheduler: Any, gradients: GradientMeter | None = None) -> RunState:
+    """Put weights, optimizer, scheduler, RNGs and the gradient sums back; return the history
+    and best-so-far."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     restore_rng(ckpt["rng"], model)
+    if gradients is not None:  # a checkpoint from before the meter holds none: zero sums
+        gradients.load_state_dict(ckpt.get("gradients"))
     return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
                     best_val_error=ckpt["best_val_error"])
 

@@ -181,6 +181,7 @@ class ResNet(nn.Module):
         self.p_last = float(p_last)
         self._probs = survival_probabilities(len(blocks), survival, p_last)
         self.gate_generator = torch.Generator().manual_seed(0)  # CPU: gates never sync a device
+        self.last_active: list[bool] = []  # the latest training draw, one bool per block
         self.reset_gate_stats()
         self._init_weights()
 
@@ -206,6 +207,7 @@ class ResNet(nn.Module):
             return [True] * len(self.blocks)
         draws = torch.rand(len(self._probs), generator=self.gate_generator).tolist()
         gates = [u < p for u, p in zip(draws, self._probs)]
+        self.last_active = gates  # read by sdnet.gradients (issue 17's gate.last_active)
         self._computed += sum(gates)
         self._total += len(gates)
         return gates
