@@ -1,5 +1,6 @@
-# Training: one job per run of the grid (sdnet.grid.runs: dataset x depth x variant x seed, sweeps
-# expanded), one GPU each; its flags come from the settings cascade (train_flags, common.smk).
+# Training: one job per run of the grid (sdnet.grid.runs: dataset x network x variant x seed,
+# sweeps expanded), one GPU each; its flags come from the settings cascade (train_flags,
+# common.smk), its folder and log from sdnet.layout (RUN_DIR, TRAIN_LOG).
 #
 # checkpoint.pt (in the run folder) is deliberately not an output: Snakemake never deletes it, so
 # a job killed by the walltime, a node failure or Ctrl-C resumes on its retry or on the next call.
@@ -29,7 +30,7 @@ rule train_run:
         cpus_per_task=config["train_resources"]["cpus"],
     retries: train_retries()
     log:
-        f"{LOGS}/train_run/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}.log",
+        TRAIN_LOG,
     conda:
         "../envs/sdnet.yaml"
     shell:

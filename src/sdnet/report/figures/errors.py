@@ -32,7 +32,7 @@ SWEEP_FIGURE = "error_vs_p_last"
 
 def plot_test_error_curves(runs: pd.DataFrame, epochs: pd.DataFrame,
                            log_scale: bool = True) -> Figure:
-    """Test error vs epoch, one panel per data set x depth, the range over seeds as a band."""
+    """Test error vs epoch, one panel per data set x network, the range over seeds as a band."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -78,7 +78,7 @@ def plot_final_error(runs: pd.DataFrame) -> Figure:
             ax.hlines(values.mean(), i - 0.25, i + 0.25, color="black", lw=1.5, zorder=4)
             first = group.iloc[0]
             reported = paper.paper_test_error(row.dataset, row.depth, first.survival,
-                                              first.p_last, row.augment, first.arch)
+                                              first.p_last, row.augment, row.arch)
             if reported is not None:
                 any_paper = True
                 ax.scatter([i + 0.34], [reported], marker="*", s=60, facecolor="white",
@@ -182,7 +182,7 @@ def plot_error_vs_p_last(runs: pd.DataFrame) -> Figure:
         ticks = set(sub[sub.survival != "none"].p_last.astype(float))
         for rule in colors:
             reported = paper.paper_test_error(row.dataset, row.depth, rule, paper.PAPER_P_LAST,
-                                              row.augment)
+                                              row.augment, row.arch)
             if reported is not None and rule in set(sub.survival):
                 any_paper = True
                 ticks.add(paper.PAPER_P_LAST)

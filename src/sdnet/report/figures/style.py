@@ -76,9 +76,12 @@ def colors(order: Sequence[str]) -> dict[str, str]:
 
 def with_augment(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """epochs.csv (or gradients.csv) rows with their run's augment setting (a report row
-    needs it)."""
-    return frame.merge(runs[[*RUN_KEYS, "augment"]], on=list(RUN_KEYS), how="left",
-                       validate="many_to_one")
+    needs it); an epochs.csv from before network names takes its runs' network too, matched
+    on the depth."""
+    keys = list(RUN_KEYS) if "network" in frame.columns else [
+        "dataset", "depth", "variant", "seed"]
+    taken = [*dict.fromkeys([*keys, "network", "augment"])]
+    return frame.merge(runs[taken], on=keys, how="left", validate="many_to_one")
 
 
 def seed_offsets(n: int, width: float = 0.24) -> list[float]:
