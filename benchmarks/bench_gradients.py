@@ -29,7 +29,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.bench_step import SdnetVariant, fake_split, sync_for
-from sdnet.gradients import GradientMeter, active_blocks
+from sdnet.gradients import GradientMeter
 
 METERS = ("none", "first", "all")
 
@@ -60,7 +60,7 @@ def meter_alone(variant: SdnetVariant, per_block: bool, calls: int) -> float:
     """Median seconds of one `after_backward` on the network's real gradients (the blocks of
     its last training draw), the meter's whole per-step work."""
     meter = GradientMeter(variant.model.blocks, per_block=per_block)
-    active = active_blocks(variant.model)
+    active = variant.model.gate.last_active
     times = []
     for _ in range(calls):
         start = time.perf_counter()

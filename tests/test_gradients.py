@@ -9,7 +9,7 @@ from torch import nn
 
 from sdnet import models
 from sdnet.errors import SdnetError
-from sdnet.gradients import GradientMeter, active_blocks
+from sdnet.gradients import GradientMeter
 
 
 class Block(nn.Module):
@@ -82,21 +82,22 @@ def test_a_block_without_conv1_is_one_clear_error() -> None:
         GradientMeter([])
 
 
-@pytest.mark.parametrize("depth", [8, 50])
-def test_matches_the_networks_own_gradients(depth: int) -> None:
-    """One real training step (CIFAR and bottleneck blocks): the meter's figure of each block
+@pytest.mark.parametrize(("depth", "arch"), [(8, None), (50, None), (20, "preact"),
+                                           (11, "preact-bottleneck")])
+def test_matches_the_networks_own_gradients(depth: int, arch: str | None) -> None:
+    """One real training step (every family's blocks): the meter's figure of each block
     that ran is mean(|conv1.weight.grad|) (to float32 summation order); a dropped block's
     is None."""
     torch.manual_seed(0)
-    model = models.build_model(depth, survival="linear", p_last=0.5).train()
-    model.seed_gates(3)
+    model = models.build_model(depth, arch, survival="linear", p_last=0.5).train()
+    model.gate.manual_seed(3)
     meter = GradientMeter(model.blocks)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     model.zero_grad(set_to_none=False)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     nn.functional.cross_entropy(model(x), y).backward()
-    active = active_blocks(model)
+    active = model.gate.last_active
     assert len(active) == len(model.blocks) and any(active)
     meter.after_backward(active)
     figures = meter.epoch_figures()

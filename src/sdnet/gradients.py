@@ -5,8 +5,9 @@ Fig. 7 of Huang et al. plots, per epoch, the mean absolute gradient of the first
 the first residual block (l = 1), with and without stochastic depth. `GradientMeter` records that
 quantity for every block: after each `backward()` it adds, for each block that was active in the
 step, the L1 norm of its `conv1.weight.grad` to a 0-d device tensor (`torch._foreach_norm` and
-`torch._foreach_add_`: two fused kernels on CUDA, no host sync); which blocks were active is a
-host-side list of bools from the gate, and so are the step counts. `epoch_figures()` reads the
+`torch._foreach_add_`: two fused kernels on CUDA, no host sync); which blocks were active is the
+gate's host-side list of bools of the step (`model.gate.last_active`), and the step counts are
+host-side too. `epoch_figures()` reads the
 sums with the epoch's one sync and returns, per block, the mean over its active steps of the
 mean |gradient| over the weight's elements (`None` for a block that never ran in the epoch: its
 gradient was not measured, and 0 would be a false measurement).
@@ -44,13 +45,6 @@ def first_convolution(block: nn.Module, index: int) -> nn.Conv2d:
         raise SdnetError(f"residual block {index + 1} ({type(block).__name__}) has no conv1 "
                          "convolution to measure gradients on")
     return conv
-
-
-def active_blocks(model: nn.Module) -> list[bool]:
-    """Which residual blocks ran in the model's latest training forward (host-side bools)."""
-    gate = getattr(model, "gate", None)
-    active = gate.last_active if gate is not None else model.last_active
-    return list(active)
 
 
 @dataclass(frozen=True)

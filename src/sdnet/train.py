@@ -29,12 +29,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import sdnet
 from sdnet import device as devices
@@ -44,7 +43,7 @@ from sdnet.console import log
 from sdnet.device import device_name, peak_memory_mb, resolve_device
 from sdnet.errors import SdnetError
 from sdnet.events import EpochEvents
-from sdnet.gradients import EpochGradients, GradientMeter, active_blocks
+from sdnet.gradients import EpochGradients, GradientMeter
 from sdnet.outputs import prepare_run_folder, write_final_files
 from sdnet.runfolder import RUN_INFO, RunLock, RunState, no_space_guard
 from sdnet.settings import (
@@ -54,6 +53,9 @@ from sdnet.settings import (
     fingerprint,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from sdnet.models import GatedNetwork
 
 __all__ = ["TrainConfig", "check_config", "fingerprint", "resolve_device", "settings_of", "train"]
 
@@ -108,22 +110,24 @@ class StepSchedule:
         return self.gamma ** bisect.bisect_right(self.milestones, epoch)
 
 
-def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10) -> nn.Module:
-    """Seeded init (torch.manual_seed first) so the same seed gives the same network."""
+def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10,
+                image_size: int = 32) -> GatedNetwork:
+    """Seeded init (torch.manual_seed first) so the same seed gives the same network; the gate
+    seeded with the run's seed too. `image_size`: the prepared images' (32, or 64)."""
     from sdnet import models
 
     torch.manual_seed(config.seed)
     model = models.build_model(config.depth, config.arch, num_classes=num_classes,
-                               shortcut=config.shortcut, survival=config.survival,
-                               p_last=config.p_last)
-    model.seed_gates(config.seed)
+                               image_size=image_size, shortcut=config.shortcut,
+                               survival=config.survival, p_last=config.p_last)
+    model.gate.manual_seed(config.seed)
     model = model.to(device)
     if use_channels_last(config, device):
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig
+def build_optimizer(model: GatedNetwork, config: TrainConfig
                     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The paper's SGD (Nesterov, dampening 0) and a per-epoch step schedule."""
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -214,7 +218,7 @@ def _raise_non_finite(epoch: int, step: int, steps: int) -> None:
                      f"{steps}; lower --lr or check the data")
 
 
-def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
+def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
               config: TrainConfig, device: torch.device,
               heartbeat: Callable[[], None] | None = None,
               gradients: GradientMeter | None = None) -> EpochStats:
@@ -222,7 +226,7 @@ def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, e
     `heartbeat()` runs after every step (host-side only: the run lock's mtime); `gradients`
     (sdnet.gradients) adds each step's gradients between backward and the SGD step."""
     model.train()
-    model.reset_gate_stats()
+    model.gate.reset_stats()
     steps = len(loader)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     wrong = torch.zeros((), dtype=torch.int64, device=device)
@@ -238,7 +242,7 @@ def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, e
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if gradients is not None:  # on the device; the gates' flags are host-side bools
-            gradients.after_backward(active_blocks(model))
+            gradients.after_backward(model.gate.last_active)
         optimizer.step()
         loss = loss.detach()
         first_bad = torch.minimum(first_bad, torch.where(torch.isfinite(loss), no_bad_step, step))
@@ -259,7 +263,7 @@ def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, e
     mean_loss = float(loss_sum) / max(seen, 1)
     if bad < steps or not math.isfinite(mean_loss):
         _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps)
-    computed, total = model.gate_stats()
+    computed, total = model.gate.stats()
     return EpochStats(loss=mean_loss, error=100.0 * int(wrong) / max(seen, 1),
                       blocks_computed=computed / total if total else 1.0, seconds=seconds,
                       gradients=figures)
@@ -276,7 +280,7 @@ def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, config: TrainConfig, device: torch.device) -> float:
+def evaluate(model: GatedNetwork, loader: Any, config: TrainConfig, device: torch.device) -> float:
     """Error in percent with every block run and scaled by its survival probability (Eq. 5)."""
     model.eval()
     wrong = torch.zeros((), dtype=torch.int64, device=device)
@@ -304,7 +308,7 @@ def versions() -> dict:
             "sdnet": sdnet.__version__}
 
 
-def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module,
+def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetwork,
                   state: RunState, device: torch.device, num_classes: int = 10) -> dict:
     """summary.json as docs/DESIGN.md lists it (plus the settings fingerprint)."""
     history = state.history
@@ -336,8 +340,8 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module
         "train_seconds": train_seconds,
         "mean_epoch_seconds": train_seconds / len(history),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
-        "survival_probabilities": [float(p) for p in model.survival_probabilities()],
-        "expected_block_fraction": float(model.expected_block_fraction()),
+        "survival_probabilities": [float(p) for p in model.gate.probabilities],
+        "expected_block_fraction": float(model.gate.expected_fraction()),
         "mean_blocks_computed": sum(r["blocks_computed"] for r in history) / len(history),
     }
 
@@ -363,14 +367,14 @@ def write_epoch_files(out: Path, history: list[dict], saved_epoch: int | None) -
         runfolder.write_gradients(out, history)
 
 
-def train_epoch(epoch: int, model: nn.Module, loaders: Loaders, optimizer: torch.optim.Optimizer,
+def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: torch.optim.Optimizer,
                 scheduler: Any, config: TrainConfig, device: torch.device,
                 heartbeat: Callable[[], None] | None = None,
                 gradients: GradientMeter | None = None) -> tuple[dict, float]:
     """Train, evaluate and step the schedule: the epoch's metrics (history) row and eval
     seconds (the row also holds the per-block gradients, which metrics.csv leaves out)."""
     lr = optimizer.param_groups[0]["lr"]
-    model.set_epoch(epoch, config.epochs)
+    model.gate.set_epoch(epoch, config.epochs)
     stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat,
                       gradients)
     eval_start = time.perf_counter()
@@ -422,11 +426,12 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     device = resolve_device(config.device)
     devices.setup_device(device)
     num_classes = len(prepared.meta.get("classes") or range(10))
+    image_size = int(prepared.train[0].shape[1])  # (N, H, W, 3): 32, or 64 (stride-2 stem)
     loaders = build_loaders(config, prepared, device)
     del prepared
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = build_model(config, device, num_classes)
+    model = build_model(config, device, num_classes, image_size)
     optimizer, scheduler = build_optimizer(model, config)
     meter = GradientMeter(model.blocks)  # gradient strength per block (sdnet.gradients)
     state = RunState()
