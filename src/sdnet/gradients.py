@@ -7,10 +7,10 @@ quantity for every block: after each `backward()` it adds, for each block that w
 step, the L1 norm of its `conv1.weight.grad` to a 0-d device tensor (`torch._foreach_norm` and
 `torch._foreach_add_`: two fused kernels on CUDA, no host sync); which blocks were active is the
 gate's host-side list of bools of the step (`model.gate.last_active`), and the step counts are
-host-side too. `epoch_figures()` reads the
-sums with the epoch's one sync and returns, per block, the mean over its active steps of the
-mean |gradient| over the weight's elements (`None` for a block that never ran in the epoch: its
-gradient was not measured, and 0 would be a false measurement).
+host-side too. `epoch_figures()` reads the sums with the epoch's one sync and returns, per
+block, the mean over its active steps of the mean |gradient| over the weight's elements (`None`
+for a block that never ran in the epoch: its gradient was not measured, and 0 would be a false
+measurement).
 
 A dropped block's gradient is zero (its branch never ran; the trainer zeroes gradients rather
 than dropping them), so averaging over every step would mix the gradient's size with the
