@@ -156,10 +156,13 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
                        "and figures")
     rsub = p.add_subparsers(dest="report_command", required=True)
 
-    a = rsub.add_parser("aggregate", help="run folders -> runs.csv and epochs.csv")
+    a = rsub.add_parser("aggregate", help="run folders -> runs.csv, epochs.csv (and "
+                        "gradients.csv)")
     a.add_argument("runs", type=Path, nargs="+", help="run folders (each with summary.json)")
     a.add_argument("--out-runs", type=Path, required=True)
     a.add_argument("--out-epochs", type=Path, required=True)
+    a.add_argument("--out-gradients", type=Path, default=None,
+                   help="gradients.csv to write: every run's per-block gradient strength")
     a.set_defaults(func=_cmd_aggregate)
 
     c = rsub.add_parser("compare", help="runs.csv -> comparisons.csv (each variant against "
@@ -187,11 +190,25 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out-dir", type=Path, required=True)
     s.set_defaults(func=_cmd_p_last_figure)
 
+    d = rsub.add_parser("gradient-figures", help="runs.csv + epochs.csv + gradients.csv -> "
+                        "gradient_magnitude and gradient_profile (PDF and PNG)")
+    d.add_argument("--runs", type=Path, required=True)
+    d.add_argument("--epochs", type=Path, required=True)
+    d.add_argument("--gradients", type=Path, required=True)
+    d.add_argument("--out-dir", type=Path, required=True)
+    d.set_defaults(func=_cmd_gradient_figures)
+
+    h = rsub.add_parser("heatmap", help="runs.csv of a grid over depth and p_L -> "
+                        "error_heatmap (PDF and PNG)")
+    h.add_argument("--runs", type=Path, required=True)
+    h.add_argument("--out-dir", type=Path, required=True)
+    h.set_defaults(func=_cmd_heatmap)
+
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
     from sdnet import report
 
-    report.aggregate(args.runs, args.out_runs, args.out_epochs)
+    report.aggregate(args.runs, args.out_runs, args.out_epochs, args.out_gradients)
     return 0
 
 
@@ -220,6 +237,20 @@ def _cmd_p_last_figure(args: argparse.Namespace) -> int:
     from sdnet import report
 
     report.plot_p_last_figure(args.runs, args.out_dir)
+    return 0
+
+
+def _cmd_gradient_figures(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_gradient_figures(args.runs, args.epochs, args.gradients, args.out_dir)
+    return 0
+
+
+def _cmd_heatmap(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_heatmap_figure(args.runs, args.out_dir)
     return 0
 
 

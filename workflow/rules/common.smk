@@ -65,7 +65,10 @@ FAKE_ARCHIVE = f"{RESOURCES}/mirror/{{dataset}}/{{archive}}"
 DATA_DIR = f"{RESOURCES}/data/{{dataset}}"
 RUNS_CSV = f"{RESULTS}/metrics/runs.csv"
 EPOCHS_CSV = f"{RESULTS}/metrics/epochs.csv"
+GRADIENTS_CSV = f"{RESULTS}/metrics/gradients.csv"
+# sdnet.report.FIGURES and GRADIENT_FIGURES (not imported: they need pandas)
 FIGURES = ("test_error_curves", "final_error", "epoch_time")
+GRADIENT_FIGURES = ("gradient_magnitude", "gradient_profile")
 
 # ---------------------------------------------------------------------------------------------
 # Data sets
@@ -218,6 +221,7 @@ def all_summaries() -> list[str]:
 
 COMPARISONS_CSV = f"{RESULTS}/metrics/comparisons.csv"
 SWEEP_FIGURE = "error_vs_p_last"  # sdnet.report.SWEEP_FIGURE (not imported: it needs pandas)
+HEATMAP_FIGURE = "error_heatmap"  # sdnet.report.HEATMAP_FIGURE
 
 
 def has_p_last_sweep() -> bool:
@@ -232,9 +236,25 @@ def has_p_last_sweep() -> bool:
     return any(len(p_lasts) >= 2 for p_lasts in values.values())
 
 
+def has_heatmap() -> bool:
+    """Whether some (data set, augmentation, survival rule) of the grid has two or more depths
+    and two or more p_L values: the panels sdnet.report.heatmap_panels draws."""
+    axes: dict[tuple, tuple[set, set]] = {}
+    for run in GRID_RUNS:
+        settings = run.settings
+        if settings["survival"] != "none":
+            key = (run.dataset, settings.get("augment"), settings["survival"])
+            depths, p_lasts = axes.setdefault(key, (set(), set()))
+            depths.add(int(run.depth))
+            p_lasts.add(float(settings["p_last"]))
+    return any(len(d) >= 2 and len(p) >= 2 for d, p in axes.values())
+
+
 def figure_files() -> list[str]:
-    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L."""
-    names = [*FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else [])]
+    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L, error_heatmap
+    only when it varies both depth and p_L."""
+    names = [*FIGURES, *GRADIENT_FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else []),
+             *([HEATMAP_FIGURE] if has_heatmap() else [])]
     return [f"{RESULTS}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
 
 
@@ -244,5 +264,5 @@ def table_files() -> list[str]:
 
 
 def metrics_files() -> list[str]:
-    """The aggregated tables: runs, epochs and the variants' comparisons."""
-    return [RUNS_CSV, EPOCHS_CSV, COMPARISONS_CSV]
+    """The aggregated tables: runs, epochs, gradients and the variants' comparisons."""
+    return [RUNS_CSV, EPOCHS_CSV, GRADIENTS_CSV, COMPARISONS_CSV]
