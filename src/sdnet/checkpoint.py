@@ -80,7 +80,9 @@ def restore_rng(state: dict, model: nn.Module) -> None:
 
 
 def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, state: RunState, fp: str, settings: dict) -> None:
+                    scheduler: Any, state: RunState, fp: str, settings: dict, *,
+                    world_size: int = 1, rank_rng: list[dict] | None = None) -> None:
+    """`rank_rng`: every rank's RNG states in rank order (a run of several ranks; rank 0 writes)."""
     atomic_torch_save({
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fp,
@@ -93,6 +95,8 @@ def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimize
         "history": state.history,
         "best_epoch": state.best_epoch,
         "best_val_error": state.best_val_error,
+        "world_size": world_size,
+        **({"rank_rng": rank_rng} if rank_rng else {}),
     }, checkpoint_path(out))
 
 
@@ -110,12 +114,14 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def load_checkpoint(ckpt: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> RunState:
-    """Put weights, optimizer, scheduler and RNGs back; return the history and best-so-far."""
+                    scheduler: Any, rank: int = 0) -> RunState:
+    """Put weights, optimizer, scheduler and (this rank's) RNGs back; return the history and
+    best-so-far."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
-    restore_rng(ckpt["rng"], model)
+    rank_rng = ckpt.get("rank_rng")
+    restore_rng(rank_rng[rank] if rank_rng else ckpt["rng"], model)
     return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
                     best_val_error=ckpt["best_val_error"])
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sdnet import __version__, spec
+from sdnet.distributed.world import error_line
 from sdnet.errors import SdnetError
 
 
@@ -88,6 +90,14 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    "elsewhere float32")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory format for model and inputs (faster on CUDA and on CPU)")
+    p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=False,
+                   help="several ranks: batch norm over the global batch (default: each rank's "
+                   "own part, as the original code on several GPUs)")
+    p.add_argument("--nproc", type=_positive_int, default=1,
+                   help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
+                   "started here, or through srun inside a Slurm allocation")
+    p.add_argument("--nodes", type=_positive_int, default=1,
+                   help="nodes the --nproc ranks span (Slurm allocations only)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--restart", action="store_true",
                    help="discard any checkpoint in --out and start over")
@@ -109,10 +119,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from sdnet import train
 
     fields = {k: v for k, v in vars(args).items() if k not in ("func", "command", "data_command",
-                                                                "report_command")}
+                                                                "report_command", "nproc",
+                                                                "nodes")}
     spec.resolve_arch(args.depth, args.arch)
     spec.check_survival(args.survival, args.p_last)
-    train.train(train.TrainConfig(**fields))
+    config = train.TrainConfig(**fields)
+    if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.distributed.launch)
+        from sdnet.distributed import launch
+
+        return launch.launch(config, args.nproc, args.nodes)
+    train.train(config)
     return 0
 
 
@@ -313,17 +329,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def guarded(call: Callable[[], int]) -> int:
+    """Run a command: an SdnetError is one line and exit status 2 (on a rank > 0 of a
+    multi-rank run, only errors rank 0 does not print too: `sdnet.distributed.error_line`)."""
     try:
-        return args.func(args)
+        return call()
     except SdnetError as err:
-        print(f"sdnet: error: {err}", file=sys.stderr)
+        line = error_line(err)
+        if line:
+            print(line, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sdnet: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

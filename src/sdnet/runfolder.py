@@ -157,10 +157,13 @@ def write_metrics(folder: Path, history: list[dict]) -> None:
     atomic_write_text(Path(folder) / METRICS, metrics_text(history))
 
 
-def write_run_info(folder: Path, settings: dict, fp: str, epochs: int, epochs_done: int) -> dict:
-    """run.json at every (re)start: who trains this folder, with what, from which epoch."""
+def write_run_info(folder: Path, settings: dict, fp: str, epochs: int, epochs_done: int,
+                   world_size: int = 1) -> dict:
+    """run.json at every (re)start: who trains this folder, with what, from which epoch, on how
+    many ranks (`host` and `pid` are rank 0's)."""
     info = {"settings": settings, "fingerprint": fp, "epochs": epochs, "host": socket.gethostname(),
-            "pid": os.getpid(), "started": _now_text(), "start_epoch": epochs_done}
+            "pid": os.getpid(), "started": _now_text(), "start_epoch": epochs_done,
+            "world_size": world_size}
     atomic_write_json(Path(folder) / RUN_INFO, info)
     return info
 

@@ -21,9 +21,16 @@ from sdnet.errors import SdnetError
 # so a run may resume on another card) and, except device, out of summary["settings"].
 NOT_SETTINGS = ("out", "restart", "on_mismatch", "log_every")
 NOT_FINGERPRINTED = NOT_SETTINGS + ("device",)
+# Config keys of the settings cascade that size a run's job, not what it computes: `gpus` (ranks,
+# one GPU each) and `nodes` (workflow/rules/common.smk turns them into resources and
+# `sdnet train --nproc/--nodes`); never a TrainConfig field.
+RESOURCES = ("gpus", "nodes")
+# Settings added after runs existed: at this value a setting is left out of the fingerprint and
+# counts as what an older run recorded without it, so those runs stay valid.
+LATER_SETTINGS = {"sync_bn": False}
 # Keys settings_mismatch never compares: the above plus the data folder's path (the data enter
 # the fingerprint by content, meta.json).
-NOT_COMPARED = NOT_FINGERPRINTED + ("data",)
+NOT_COMPARED = NOT_FINGERPRINTED + ("data",) + RESOURCES
 # Data sets trained without pad-crop + flip by default, until sdnet.spec.dataset_spec says so.
 _NO_AUGMENT_FALLBACK = ("svhn",)
 
@@ -56,6 +63,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
+    sync_bn: bool = False
     restart: bool = False
     on_mismatch: str = "error"
     log_every: int = 0
@@ -113,7 +121,8 @@ def settings_of(config: TrainConfig) -> dict:
 def fingerprint(settings: dict, meta: dict) -> str:
     """Hash of everything that changes results. The data enter by content (meta.json: md5 of the
     source archive, split, counts), not by path, so a moved data folder still resumes."""
-    kept = {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED and k != "data"}
+    kept = {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED and k != "data"
+            and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
     kept["data_meta"] = meta
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -153,7 +162,7 @@ def settings_mismatch(recorded: dict, expected: dict) -> list[str]:
         value = expected[key]
         if name in NOT_COMPARED or value is None:
             continue
-        old = recorded.get(name)
+        old = recorded.get(name, LATER_SETTINGS.get(name))
         if not _same(old, value):
             diffs.append(f"{name} {_show(old)} -> {_show(value)}")
     return diffs
