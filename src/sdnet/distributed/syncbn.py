@@ -5,6 +5,11 @@ Off by default: the original code's multi-GPU runs normalise each GPU's part of 
 own statistics. On, every rank normalises with the mean and variance of the whole global batch,
 so a run of N ranks computes what a run of one rank with the same global batch computes (up to
 rounding). The state dict keys are BatchNorm2d's, so model.pt and checkpoints read the same.
+
+Precision (CPU, float32, measured against a float64 forward and backward of ResNet-8): this
+module's gradients are within ~6e-7 of float64, as PyTorch's BatchNorm2d in NCHW; PyTorch's
+channels_last CPU batch norm is ~4e-4 off. Training magnifies any such difference, and a ReLU
+input that rounds to the other side of zero changes a step outright.
 """
 
 from __future__ import annotations
