@@ -469,12 +469,14 @@ def test_workflow_runs_a_two_gpu_job_as_one_run(tmp_path):
     args = ["--cores", "2", "--resources", "gpu=2", "--configfile", "config/demo.yaml",
             "two-gpus.yaml"]
     dry = subprocess.run([str(snakemake), "-n", "-p", *args, "--", f"{TWO_GPU_RUN}/summary.json"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         check=False)
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     assert "--nproc 2" in dry.stdout and "--gpus" not in dry.stdout
     result = subprocess.run(["timeout", "-s", "INT", "-k", "30", "400", str(snakemake), *args,
                              "--", f"{TWO_GPU_RUN}/summary.json"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            check=False)
     assert result.returncode == 0, result.stdout[-4000:]
     run = tmp_path / TWO_GPU_RUN
     assert sorted(p.name for p in run.iterdir()) == FINISHED
