@@ -149,6 +149,20 @@ def test_a_multi_rank_folder_reads_like_a_one_rank_folder(exact_runs):
 
 
 @pytest.mark.slow
+def test_status_shows_the_world_size(exact_runs):
+    from sdnet import status
+
+    rows = status.folder_rows(exact_runs["root"])
+    assert sorted((Path(r.folder).name, r.world_size, r.state) for r in rows) == [
+        ("one", 1, "done"), ("two", 2, "done")]
+    header = status.render(rows).splitlines()[0].split()
+    assert "ranks" in header
+    one_only = [r for r in rows if r.world_size == 1]
+    assert "ranks" not in status.render(one_only).splitlines()[0].split()
+    assert json.loads(status.as_json(rows))[0]["world_size"] in (1, 2)
+
+
+@pytest.mark.slow
 def test_without_sync_bn_two_ranks_train_and_draw_the_same_gates(plain_two, exact_runs):
     rows = read_metrics(plain_two / "run")
     assert [int(r["epoch"]) for r in rows] == list(range(1, PLAIN_EPOCHS + 1))

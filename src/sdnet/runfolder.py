@@ -328,6 +328,7 @@ class RunStatus:
     eta_seconds: float | None  # only when running
     holder: dict | None
     mismatch: list[str]
+    world_size: int = 1  # ranks of the latest (re)start, else of the finished run
 
 
 def _mtime(path: Path) -> float | None:
@@ -412,9 +413,11 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
         per_epoch = wall if wall is not None else mean_epoch
         if per_epoch is not None:
             eta = per_epoch * max(int(epochs) - epochs_done, 0)
+    ranks = (info or {}).get("world_size") or (summary or {}).get("world_size") or 1
     return RunStatus(state=state, epochs_done=epochs_done, epochs=epochs, best_val_error=best,
                      test_error=test, train_seconds=train_seconds, eta_seconds=eta,
-                     holder=holder if running else None, mismatch=mismatch)
+                     holder=holder if running else None, mismatch=mismatch,
+                     world_size=int(ranks))
 
 
 def is_no_space(err: BaseException | None) -> bool:
