@@ -29,8 +29,7 @@ include: "slurm/cancelled_jobs.smk"
 
 localrules:
     all,
-    make_fake_archive,
-    make_fake_svhn,
+    make_fake_archive,  # and make_fake_<folder data set> (workflow/rules/data.smk)
     download_dataset,
     prepare_dataset,
     aggregate_metrics,

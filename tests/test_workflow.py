@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from sdnet import runfolder
+from sdnet.data.registry import dataset_names
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "config.yaml", "config", "workflow", "profiles", "slurm")
@@ -214,8 +215,7 @@ def test_parse_imports_neither_torch_nor_pandas(workdir: Path) -> None:
     ({"variants": {"stochastic": {"p_last": 1.5}}},
      "variants.stochastic.p_last: 1.5 is greater than the maximum of 1"),
     ({"experiment": {"datasets": ["cifar10", "imagenet"]}},
-     ("experiment.datasets[1]: 'imagenet' is not one of ['cifar10', 'cifar100', 'cinic10', "
-     "'svhn']")),
+     f"experiment.datasets[1]: 'imagenet' is not one of {list(dataset_names())}"),
     ({"train": {"lr": "fast"}}, "train.lr: 'fast' is not of type 'number'"),
     ({"experiment": {"variants": ["baseline", "uniform"]}},
      "experiment.variants lists 'uniform', which is not defined under variants"),

@@ -132,18 +132,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folder_sets_text() -> str:
+    """'svhn: one of train_32x32.mat, ...' for each data set of several files (the registry's)."""
+    return "; ".join(f"{name}: one of {', '.join(spec.dataset_spec(name).file_names)}"
+                     for name in spec.DATASETS if spec.dataset_spec(name).folder)
+
+
 def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="download, prepare or fake a data set")
     dsub = p.add_subparsers(dest="data_command", required=True)
+    folder_sets = ", ".join(name for name in spec.DATASETS if spec.dataset_spec(name).folder)
 
     d = dsub.add_parser("download", help="fetch and verify one official file (https, file:// or path)")
     d.add_argument("--dataset", choices=spec.DATASETS, required=True)
     d.add_argument("--file", default=None,
-                   help="which official file (svhn: required, one of train_32x32.mat, "
-                   "test_32x32.mat, extra_32x32.mat; others: their one archive, the default)")
+                   help=f"which official file (required for a data set of several files, "
+                   f"{_folder_sets_text()}; others: their one archive, the default)")
     d.add_argument("--url", default=None,
-                   help="archive URL or path (default: the official one); for svhn the FOLDER "
-                   "holding the files (https, http, file:// or a path), the file name is appended")
+                   help=f"archive URL or path (default: the official one); for {folder_sets} the "
+                   "FOLDER holding the files (https, http, file:// or a path), the file name is "
+                   "appended")
     d.add_argument("--md5", default=None,
                    help="expected md5 (default: the official one of that file; 'none' skips the "
                    "check, e.g. for locally generated fakes)")
@@ -153,11 +161,13 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     r = dsub.add_parser("prepare", help="turn the downloaded files into train/val/test .npz arrays")
     r.add_argument("--dataset", choices=spec.DATASETS, required=True)
     r.add_argument("--archive", type=Path, required=True,
-                   help="the downloaded archive; for svhn the folder holding its .mat files")
+                   help="the downloaded archive, or the folder holding the data set's files "
+                   f"(for {folder_sets}: that folder)")
+    val_size_sets = ", ".join(n for n in spec.DATASETS if "val_size" in spec.dataset_spec(n).options)
     r.add_argument("--val-size", type=_non_negative_int, default=None,
-                   help="validation images: CIFAR-10/100 hold them out of train (default 10%%, i.e. "
-                   "5000 of the real 50,000; 0: none); CINIC-10 takes a seeded subset of its "
-                   "shipped valid split (default: all of it; 0 drops it); not for svhn")
+                   help=f"validation images, for {val_size_sets} (default: the data set's own: "
+                   "CIFAR-10/100 hold a tenth of train out, 5000 of the real 50,000; CINIC-10 "
+                   "takes its shipped valid split, or a seeded subset of it; 0: none)")
     r.add_argument("--use-extra", action=argparse.BooleanOptionalAction, default=None,
                    help="svhn: train on train + extra (default) or train only")
     r.add_argument("--val-per-class-train", type=_non_negative_int, default=None,
@@ -166,7 +176,8 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
                    help="svhn: validation images per digit taken from extra (default 200)")
     r.add_argument("--split-seed", type=_non_negative_int, default=0)
     r.add_argument("--workers", type=_positive_int, default=None,
-                   help="CINIC-10 decoding processes (default: all cores)")
+                   help="image-decoding processes, for data sets of image files (default: all "
+                   "cores)")
     r.add_argument("--out", type=Path, required=True)
     r.set_defaults(func=_cmd_prepare)
 
@@ -177,7 +188,8 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--full-size", action="store_true", help="as many images as the real data set")
     f.add_argument("--seed", type=_non_negative_int, default=0)
     f.add_argument("--out", type=Path, required=True,
-                   help="archive path to write (svhn: the folder that receives its .mat files)")
+                   help=f"archive path to write, or a folder for it (for {folder_sets}: the folder "
+                   "that receives its files)")
     f.set_defaults(func=_cmd_fake)
 
 

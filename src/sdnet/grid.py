@@ -1,8 +1,9 @@
 """Config -> runs: load and merge config files, validate them, the settings cascade, sweeps.
 
 One implementation for every caller: `workflow/rules/common.smk` (at parse time, on every
-`snakemake` call) and `sdnet status`. Torch-free and pandas-free on purpose: it imports only
-yaml, jsonschema and the torch-free `sdnet.spec`.
+`snakemake` call) and `sdnet status`. Torch-, numpy- and pandas-free on purpose: it imports only
+yaml, jsonschema and the torch-free `sdnet.spec` (and through it the data set registry, whose
+objects give the schema its data set names and entries, and check their split options).
 
 The settings cascade (most specific wins; lists such as `milestones` are replaced whole):
 
@@ -125,17 +126,34 @@ def load_config(paths: Sequence[str | Path], schema: str | Path | None = None, *
 
 
 @functools.lru_cache(maxsize=8)
-def _schema(path: str) -> dict:
+def _schema(path: str, datasets: tuple[str, ...]) -> dict:
+    """The schema file, with `datasets` (the registered names: part of the cache key, so that a
+    data set registered later is seen) filled in."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        schema = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read the config schema {path}: {err}") from None
+    return with_datasets(schema)
+
+
+def with_datasets(schema: dict) -> dict:
+    """The schema with the registered data sets filled in: the `dataset_name` enum and one
+    `datasets.<name>` entry each (`Dataset.config_schema`), so that adding a data set never
+    touches the schema file."""
+    schema = copy.deepcopy(schema)
+    defs = schema["$defs"]
+    defs["dataset_name"] = {**defs.get("dataset_name", {}), "enum": list(spec.DATASETS)}
+    schema["properties"]["datasets"]["properties"] = {
+        name: spec.dataset_spec(name).config_schema() for name in spec.DATASETS}
+    return schema
 
 
 def _load_schema(schema: str | Path | dict | None) -> dict:
+    names = tuple(spec.DATASETS)
     if isinstance(schema, dict):
-        return schema
-    return _schema(str(Path(schema).resolve() if schema is not None else find_schema()))
+        filled = schema["$defs"].get("dataset_name", {}).get("enum") == list(names)
+        return schema if filled else with_datasets(schema)
+    return _schema(str(Path(schema).resolve() if schema is not None else find_schema()), names)
 
 
 def _default_filling_validator(schema: dict) -> Any:
@@ -435,43 +453,12 @@ def _check_url(where: str, url: str | None) -> None:
                           "file:// or a plain path")
 
 
-def _fake_per_class(name: str, fake: dict, split: str = "train") -> int | None:
-    """Images per class in one split of a `fake:` entry (the fake's own default when per_class
-    is unset; None if unknown: then prepare itself refuses a split that does not fit)."""
-    if "per_class" in fake:
-        return int(fake["per_class"])
-    from sdnet.data import fake as fakes  # only for a fake without per_class: numpy is heavy
-
-    if name == "svhn":
-        return getattr(fakes, "SVHN_PER_CLASS", {}).get(split)
-    default = getattr(fakes, "DEFAULT_PER_CLASS", {}).get(name)
-    return int(default[0]) if default else None
-
-
 def _check_source(name: str, entry: dict) -> None:
-    """URL scheme, and a validation split that fits the data set (real or fake)."""
-    where = f"datasets.{name}"
-    _check_url(f"{where}.url", entry.get("url"))
-    facts = spec.dataset_spec(name)
-    fake = entry.get("fake")
-    val_size = entry.get("val_size")
-    if val_size is not None and facts.max_val_size is not None:
-        limit, what = facts.max_val_size, facts.title
-        per_class = None if fake is None else _fake_per_class(name, fake)
-        if per_class is not None:
-            images = per_class * facts.num_classes
-            # A held-out split must leave training images; CINIC-10's comes from its valid split.
-            limit = images if name == "cinic10" else images - 1
-            what = f"its fake (fake.per_class gives {images} images to take it from)"
-        if val_size > limit and (fake is None or per_class is not None):
-            raise ConfigError(f"{where}.val_size: {val_size} does not fit {what}: at most "
-                              f"{limit} validation images")
-    for split, count in (entry.get("val_per_class") or {}).items() if fake is not None else ():
-        per_class = _fake_per_class(name, fake, split)
-        if per_class is not None and count > per_class:
-            raise ConfigError(f"{where}.val_per_class.{split}: {count} is more than the "
-                              f"{per_class} images per class in {split} of its fake "
-                              "(fake.per_class)")
+    """URL scheme, and split options that fit the data set (real or fake: its object says)."""
+    _check_url(f"datasets.{name}.url", entry.get("url"))
+    problem = spec.dataset_spec(name).config_problem(entry)
+    if problem:
+        raise ConfigError(f"datasets.{name}.{problem}")
 
 
 def _check_runs(cfg: dict) -> list[str]:

@@ -1,7 +1,7 @@
 # Config -> validated settings, paths and `sdnet train` flags. Parsed on every snakemake call
-# (dry runs included), so nothing here imports torch or pandas: only the torch-free sdnet.spec
-# and sdnet.grid (validation, the settings cascade, sweeps and the run list, shared with
-# `sdnet status`).
+# (dry runs included), so nothing here imports torch, numpy or pandas: only the torch-free
+# sdnet.spec (with the data set registry) and sdnet.grid (validation, the settings cascade,
+# sweeps and the run list, shared with `sdnet status`).
 
 import math
 import os
@@ -68,12 +68,12 @@ FIGURES = ("test_error_curves", "final_error", "epoch_time")
 # Data sets
 # ---------------------------------------------------------------------------------------------
 
-# The official file names (sdnet.spec): `sdnet data download` stores each file under its name.
-# Most data sets are one archive; SVHN is a folder of files, each downloaded on its own job (a
-# failed 1.3 GB extra_32x32.mat does not refetch the others) and prepared as one folder.
-FOLDER_DATASETS = [d for d in spec.DATASETS if len(spec.dataset_spec(d).files) > 1]
+# Each data set's object (sdnet.spec.dataset_spec, from the data set registry) names its
+# official files: `sdnet data download` stores each file under its name. Most data sets are one
+# archive; a folder data set (SVHN) has several files, each downloaded on its own job (a failed
+# 1.3 GB extra_32x32.mat does not refetch the others) and prepared as one folder.
+FOLDER_DATASETS = [d for d in spec.DATASETS if spec.dataset_spec(d).folder]
 ARCHIVE_DATASETS = [d for d in spec.DATASETS if d not in FOLDER_DATASETS]
-SVHN_EXTRA = "extra_32x32.mat"  # needed only with use_extra
 
 
 def dataset_config(dataset: str) -> dict:
@@ -90,11 +90,9 @@ def is_folder(dataset: str) -> bool:
 
 
 def dataset_files(dataset: str) -> list[str]:
-    """The raw files this configuration needs (SVHN's extra only with use_extra)."""
-    files = spec.dataset_spec(dataset).files
-    if not dataset_config(dataset).get("use_extra", True):
-        files = tuple(f for f in files if f != SVHN_EXTRA)
-    return list(files)
+    """The raw files this configuration needs (the data set's object says: SVHN's extra only
+    with use_extra)."""
+    return [f.name for f in spec.dataset_spec(dataset).needed_files(dataset_config(dataset))]
 
 
 def raw_file(dataset: str, name: str) -> str:
@@ -140,7 +138,7 @@ def download_flags(wildcards, output) -> str:
 
 def fake_flags(dataset: str) -> str:
     """`sdnet data fake` settings (a change remakes the fake, and so everything after it)."""
-    fake = dataset_config(dataset)["fake"]
+    fake = dataset_config(dataset)["fake"] or {}
     flags = [f"--seed {fake.get('seed', 0)}"]
     if "per_class" in fake:
         flags.append(f"--per-class {fake['per_class']}")

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from sdnet import spec
+from sdnet.data.registry import dataset_names, get_dataset
 from sdnet.errors import SdnetError
 
 SURVIVAL_NAMES = {"none": "constant depth", "linear": "linear decay",
@@ -28,9 +29,10 @@ class Row(NamedTuple):
 
 
 def dataset_name(dataset: str) -> str:
-    """CIFAR-10 for cifar10 (sdnet.spec's title); unknown names pass through."""
+    """CIFAR-10 for cifar10 (the data set's title, from the registry); unknown names pass
+    through."""
     try:
-        return spec.dataset_spec(dataset).title
+        return get_dataset(dataset).title
     except SdnetError:
         return dataset
 
@@ -38,7 +40,7 @@ def dataset_name(dataset: str) -> str:
 def default_augment(dataset: str) -> bool:
     """Whether sdnet trains this data set with augmentation unless told otherwise."""
     try:
-        return spec.dataset_spec(dataset).augment
+        return get_dataset(dataset).augment
     except SdnetError:
         return True
 
@@ -75,8 +77,8 @@ def variant_order(runs: pd.DataFrame) -> list[str]:
 
 
 def rows(runs: pd.DataFrame) -> list[Row]:
-    """The report rows present in runs: known data sets first (spec order), shallow first."""
-    known = list(spec.DATASETS)
+    """The report rows present in runs: known data sets first (registry order), shallow first."""
+    known = list(dataset_names())
     triples = {Row(str(d), int(n), bool(a))
                for d, n, a in runs[["dataset", "depth", "augment"]].itertuples(index=False)}
     return sorted(triples, key=lambda r: (known.index(r.dataset) if r.dataset in known
