@@ -245,6 +245,22 @@ def test_sigkill_of_one_rank_fails_the_job_then_the_rerun_resumes_exactly(
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
+def test_torchrun_starts_the_ranks_of_one_run_too(data_dir, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("no torchrun beside this Python")
+    out = tmp_path / "torchrun"
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "sdnet", "train",
+               "--data", str(data_dir), *RUN, "--epochs", "1", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["world_size"] == 2
+    assert sorted(p.name for p in out.iterdir()) == FINISHED
+    assert result.stderr.count("sdnet: done:") == 1  # rank 0 alone tells the story
+
+
 class Stop(Exception):
     pass
 

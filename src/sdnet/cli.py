@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sdnet import __version__, spec
-from sdnet.distributed.world import error_line
+from sdnet.distributed.world import error_line, follower_grace
 from sdnet.errors import SdnetError
 
 
@@ -350,6 +350,8 @@ def guarded(call: Callable[[], int]) -> int:
         line = error_line(err)
         if line:
             print(line, file=sys.stderr)
+        else:
+            follower_grace()  # rank 0 says it and exits first: its line is never cut off
         return 2
     except KeyboardInterrupt:
         print("sdnet: interrupted", file=sys.stderr)

@@ -42,6 +42,7 @@ from sdnet.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sdnet.console import log
 from sdnet.device import device_name, peak_memory_mb, resolve_device
 from sdnet.distributed.replica import Replica
+from sdnet.distributed.world import EveryRankError
 from sdnet.errors import SdnetError
 from sdnet.events import EpochEvents
 from sdnet.outputs import prepare_run_folder, write_final_files
@@ -207,9 +208,11 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-def _raise_non_finite(epoch: int, step: int, steps: int) -> None:
-    raise SdnetError(f"training loss became NaN/inf at epoch {epoch + 1}, step {step + 1} of "
-                     f"{steps}; lower --lr or check the data")
+def _raise_non_finite(epoch: int, step: int, steps: int, every_rank: bool = False) -> None:
+    """`every_rank`: found in numbers summed over the ranks, so every rank raises it alike."""
+    error = EveryRankError if every_rank else SdnetError
+    raise error(f"training loss became NaN/inf at epoch {epoch + 1}, step {step + 1} of "
+                f"{steps}; lower --lr or check the data")
 
 
 def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
@@ -257,7 +260,7 @@ def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, e
         bar.close()
     mean_loss = float(loss_sum) / max(seen, 1)
     if bad < steps or not math.isfinite(mean_loss):
-        _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps)
+        _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps, every_rank=True)
     computed, total = model.gate_stats()
     return EpochStats(loss=mean_loss, error=100.0 * int(wrong) / max(seen, 1),
                       blocks_computed=computed / total if total else 1.0, seconds=seconds)

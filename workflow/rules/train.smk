@@ -24,9 +24,10 @@ rule train_run:
         model=f"{RUN_DIR}/model.pt",
     params:
         flags=train_flags,
-    # One local core per job, so `--cores N --resources gpu=N` runs N jobs on N GPUs; Slurm
-    # allocates cpus_per_task and the trainer uses that many threads.
-    threads: 1
+    # One local core per rank (1 for a 1-GPU run), so `--cores N --resources gpu=N` runs N
+    # 1-GPU jobs on N GPUs; Slurm allocates cpus_per_task per task and each rank uses that many
+    # threads.
+    threads: train_ranks
     resources:
         gpu=train_ranks,
         nodes=if_several_ranks(train_nodes),

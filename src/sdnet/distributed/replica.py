@@ -212,12 +212,19 @@ class Replica:
         if not self.many:
             return loaders
         rank, size = self.world.rank, self.world.size
-        worlds.check_last_batch(loaders.train.num_samples, loaders.train.batch_size, size)
-        self._train = TrainShard(loaders.train, rank, size)
-        loaders.train = self._train
+        loaders.train = self.train_shard(loaders.train)
         loaders.val = None if loaders.val is None else EvalShard(loaders.val, rank, size)
         loaders.test = EvalShard(loaders.test, rank, size)
         return loaders
+
+    def train_shard(self, loader: Any) -> Any:
+        """This rank's part of every global batch of `loader` (`loader` itself on one rank);
+        `backward` weighs each step's loss by it."""
+        if not self.many:
+            return loader
+        worlds.check_last_batch(loader.num_samples, loader.batch_size, self.size)
+        self._train = TrainShard(loader, self.world.rank, self.size)
+        return self._train
 
     def prepare(self, model: nn.Module, sync_bn: bool = False) -> nn.Module:
         """Batch norm over the global batch if asked, rank 0's weights on every rank, a note of
@@ -258,6 +265,8 @@ class Replica:
 
     def after_backward(self, epoch: int, step: int) -> None:
         """Sum the gradients of this step's parameters over the ranks (nothing on one rank)."""
+        if not self.many and self._trace is None:
+            return
         gates = gate_pattern(self._model) if self._model is not None else None
         if self._trace is not None:
             bits = "".join("1" if g else "0" for g in gates) if gates is not None else "?"

@@ -162,6 +162,17 @@ def check_world_size(ckpt: dict, ranks: int, path: object) -> None:
             "config), or pass --restart to start over")
 
 
+FOLLOWER_GRACE_SECONDS = 5.0
+
+
+def follower_grace(seconds: float = FOLLOWER_GRACE_SECONDS) -> None:
+    """A rank > 0 that stops quietly on an error rank 0 reports waits a moment first, so that
+    rank 0 prints its line and exits before the launcher (or srun) stops the other ranks."""
+    import time
+
+    time.sleep(seconds)
+
+
 def error_line(err: SdnetError, world: World | None = None) -> str | None:
     """The `sdnet: error: ...` line of this process, or None where rank 0 prints it instead."""
     try:
