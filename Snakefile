@@ -40,9 +40,9 @@ localrules:
 wildcard_constraints:
     dataset="|".join(spec.DATASETS),
     archive=r"[^/]+",
-    depth=r"\d+",
-    seed=r"\d+",
-    variant=grid.NAME_PATTERN,  # sweep names carry values: linear-p_last0.1
+    network=layout.NETWORK_PATTERN,  # resnet110, preact-resnet110 (sdnet.networks' names)
+    seed=layout.SEED_PATTERN,
+    variant=layout.VARIANT_PATTERN,  # sweep names carry values: linear-p_last0.1
 
 
 rule all:

@@ -172,7 +172,7 @@ def test_without_sync_bn_two_ranks_train_and_draw_the_same_gates(plain_two, exac
     # Same seed, same steps: the gates of a 1-rank run, whatever batch norm does.
     assert gates[:8] == gate_lines(exact_runs["root"] / "gates1", 0)
     summary = json.loads((plain_two / "run" / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["settings"]["sync_bn"] is False
+    assert summary["world_size"] == 2 and not summary["settings"]["sync_bn"]
 
 
 # ----------------------------------------------------------------------------- a rank dies
@@ -384,9 +384,11 @@ def test_sync_bn_off_keeps_fingerprints_of_runs_from_before_it(tmp_path):
     meta = {"source_md5": "x"}
     assert settings.fingerprint(new, meta) == settings.fingerprint(old, meta)
     assert settings.fingerprint(dict(new, sync_bn=True), meta) != settings.fingerprint(old, meta)
+    assert settings.fingerprint(dict(new, sync_bn=False), meta) == settings.fingerprint(old, meta)
     # A run recorded before the setting is not stale for sync_bn: false, nor for gpus/nodes.
     assert settings.settings_mismatch(old, {"sync_bn": False, "gpus": 4, "nodes": 2}) == []
-    assert settings.settings_mismatch(old, {"sync_bn": True}) == ["sync_bn False -> True"]
+    assert settings.settings_mismatch(old, {"sync_bn": True}) == ["sync_bn unset -> True"]
+    assert "--sync-bn" not in " ".join(settings.to_flags({"sync_bn": None}))
 
 
 # ----------------------------------------------------------------------------- the shards

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sdnet import runfolder
+from sdnet import layout, networks, runfolder
 from sdnet.errors import SdnetError
 
 STATES = ("done", "running", "interrupted", "stale", "not started")
-# A run folder as the workflow lays it out: <dataset>/resnet<depth>/<variant>/seed<seed>.
-_FOLDER = re.compile(r"(?P<dataset>[^/]+)/resnet(?P<depth>\d+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)$")
 
 
 @dataclass
 class RunRow:
-    """One line of the view (and one object of `--json`)."""
+    """One line of the view (and one object of `--json`): a run is (dataset, network, variant,
+    seed); `arch` (resolved) and `depth` are its network's."""
 
     dataset: str
+    network: str
+    arch: str | None
     depth: int
     variant: str
     seed: int
@@ -51,10 +51,12 @@ class RunRow:
         return self.train_seconds / self.epochs_done if self.epochs_done else None
 
 
-def _row(folder: Path, dataset: str, depth: int, variant: str, seed: int,
-         expected: dict | None, epochs: int | None, now: float) -> RunRow:
+def _row(folder: Path, key: dict, expected: dict | None, epochs: int | None,
+         now: float) -> RunRow:
+    """A run's line; `key` holds dataset, network, arch, depth, variant, seed."""
     status = runfolder.run_status(folder, expected=expected, now=now)
-    return RunRow(dataset=dataset, depth=int(depth), variant=variant, seed=int(seed),
+    return RunRow(dataset=key["dataset"], network=key["network"], arch=key["arch"],
+                  depth=int(key["depth"]), variant=key["variant"], seed=int(key["seed"]),
                   state=status.state, epochs_done=status.epochs_done,
                   epochs=status.epochs if status.epochs is not None else epochs,
                   best_val_error=status.best_val_error, test_error=status.test_error,
@@ -70,17 +72,29 @@ def grid_rows(configfiles: Sequence[str | Path], now: float | None = None) -> li
     cfg = grid.load_config(configfiles)
     results = Path(cfg["results_dir"])
     now = time.time() if now is None else now
-    return [_row(results / run.folder, run.dataset, run.depth, run.variant, run.seed,
-                 run.settings, run.settings.get("epochs"), now)
+    return [_row(results / run.folder, _key(run), run.settings, run.settings.get("epochs"), now)
             for run in grid.runs(cfg)]
+
+
+def _key(run) -> dict:
+    return {"dataset": run.dataset, "network": run.network, "arch": run.arch,
+            "depth": run.depth, "variant": run.variant, "seed": run.seed}
 
 
 _RUN_FILES = {runfolder.RUN_INFO, runfolder.SUMMARY, runfolder.METRICS, runfolder.CHECKPOINT,
               runfolder.FINAL_STATE}
 
 
-def _identity(folder: Path) -> dict[str, str] | None:
-    """dataset, depth, variant, seed of a run folder outside the workflow's layout (one made
+def _network_of(depth: int, arch: str | None) -> str:
+    """The network name of a recorded depth and family (one not registered here: as named)."""
+    try:
+        return networks.network_name(int(depth), arch)
+    except networks.SpecError:
+        return f"resnet{depth}" if arch is None else f"{arch}-resnet{depth}"
+
+
+def _identity(folder: Path) -> dict | None:
+    """dataset, network, variant, seed of a run folder outside the workflow's layout (one made
     with `sdnet train --out`), from its run.json or summary.json settings."""
     for reader in (runfolder.read_run_info, runfolder.read_summary):
         try:
@@ -89,18 +103,20 @@ def _identity(folder: Path) -> dict[str, str] | None:
             continue
         if {"dataset", "depth", "seed"} <= set(settings):
             variant = settings.get("variant") or settings.get("survival") or "?"
-            return {"dataset": settings["dataset"], "depth": settings["depth"],
-                    "variant": variant, "seed": settings["seed"]}
+            arch = settings.get("arch")
+            return {"dataset": settings["dataset"], "arch": arch, "depth": settings["depth"],
+                    "network": _network_of(settings["depth"], arch), "variant": variant,
+                    "seed": settings["seed"]}
     return None
 
 
-def _run_folders(root: Path) -> Iterable[tuple[Path, dict[str, str]]]:
+def _run_folders(root: Path) -> Iterable[tuple[Path, dict]]:
     """Run folders under `root` (results/, results/runs/ or any folder above run folders): the
-    workflow's <dataset>/resnet<depth>/<variant>/seed<seed> by their path, others by their files."""
+    workflow's layout (sdnet.layout) by their path, others by their files."""
     for dirpath, dirnames, filenames in os.walk(root):
         folder = Path(dirpath)
-        match = _FOLDER.search(folder.as_posix())
-        key = match.groupdict() if match else None
+        parsed = layout.parse_run_folder(folder)
+        key = vars(parsed) if parsed else None
         if key is None and _RUN_FILES & set(filenames):
             key = _identity(folder)
         if key is not None:
@@ -115,10 +131,9 @@ def folder_rows(results: str | Path, now: float | None = None) -> list[RunRow]:
     if not root.is_dir():
         raise SdnetError(f"{root} is not a folder (--results wants the folder holding run folders)")
     now = time.time() if now is None else now
-    rows = [_row(folder, key["dataset"], int(key["depth"]), key["variant"], int(key["seed"]),
-                 None, None, now)
-            for folder, key in _run_folders(root)]
-    return sorted(rows, key=lambda r: (r.dataset, r.depth, r.variant, r.seed, r.folder))
+    rows = [_row(folder, key, None, None, now) for folder, key in _run_folders(root)]
+    return sorted(rows, key=lambda r: (r.dataset, r.depth, r.network, r.variant, r.seed,
+                                       r.folder))
 
 
 # ----------------------------------------------------------------------------- totals
@@ -195,7 +210,7 @@ def render(rows: Sequence[RunRow]) -> str:
 
     header = ["data set", "network", "variant", "seed", "state", "epochs", "best val %",
               "test %", "ETA"]
-    body = [[row.dataset, f"resnet{row.depth}", row.variant, row.seed, _state_text(row),
+    body = [[row.dataset, row.network, row.variant, row.seed, _state_text(row),
              f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}",
              _pct(row.best_val_error), _pct(row.test_error), _duration(row.eta_seconds)]
             for row in rows]

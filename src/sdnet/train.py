@@ -432,7 +432,7 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     del prepared
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = replica.prepare(build_model(config, device, num_classes), config.sync_bn)
+    model = replica.prepare(build_model(config, device, num_classes), bool(config.sync_bn))
     optimizer, scheduler = build_optimizer(model, config)
     state = RunState()
     if ckpt is not None:

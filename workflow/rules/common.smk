@@ -1,7 +1,8 @@
 # Config -> validated settings, paths and `sdnet train` flags. Parsed on every snakemake call
 # (dry runs included), so nothing here imports torch, numpy or pandas: only the torch-free
-# sdnet.spec (with the data set registry) and sdnet.grid (validation, the settings cascade,
-# sweeps and the run list, shared with `sdnet status`).
+# sdnet.spec (with the data set registry), sdnet.grid (validation, the settings cascade, sweeps
+# and the run list, shared with `sdnet status`), sdnet.layout (where a run lives) and
+# sdnet.settings (the flags).
 
 import math
 import os
@@ -12,10 +13,11 @@ from pathlib import Path
 from snakemake.logging import logger
 
 try:
-    from sdnet import grid, spec
+    from sdnet import grid, layout, spec
 except ImportError:  # a checkout used without `pip install -e .`: the package sits in src/
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-    from sdnet import grid, spec
+    from sdnet import grid, layout, spec
+from sdnet.settings import to_flags
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,8 +57,9 @@ RESOURCES = config["resources_dir"].rstrip("/")
 EXPERIMENT = config["experiment"]
 LOGS = f"{RESULTS}/logs"
 
-# Wildcard patterns shared by the rules.
-RUN_DIR = f"{RESULTS}/runs/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}"
+# Wildcard patterns shared by the rules; a run's folder and log: sdnet.layout.
+RUN_DIR = f"{RESULTS}/{layout.RUN_FOLDER}"
+TRAIN_LOG = f"{RESULTS}/{layout.TRAIN_LOG}"
 RAW_ARCHIVE = f"{RESOURCES}/raw/{{dataset}}/{{archive}}"
 FAKE_ARCHIVE = f"{RESOURCES}/mirror/{{dataset}}/{{archive}}"
 DATA_DIR = f"{RESOURCES}/data/{{dataset}}"
@@ -174,22 +177,10 @@ def prepare_flags(wildcards) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_settings(dataset: str, depth, variant: str, seed) -> dict:
-    """Every trainer setting of one run: the cascade train < data set < network < variant."""
-    return grid.run_settings(config, dataset, depth, variant, seed)
-
-
-def _flag(name: str, value) -> list[str]:
-    """One setting as `sdnet train` arguments; None = the trainer's default (omit)."""
-    dashed = name.replace("_", "-")
-    flag = f"--{dashed}"
-    if value is None:
-        return []
-    if isinstance(value, bool):
-        return [flag if value else f"--no-{dashed}"]
-    if isinstance(value, list):
-        return [flag, *(str(v) for v in value)]
-    return [flag, str(value)]
+def run_settings(dataset: str, network: str, variant: str, seed) -> dict:
+    """Every trainer setting of one run: the cascade train < data set < network < variant,
+    then the run's identity (depth and arch from the network's name)."""
+    return grid.run_settings(config, dataset, network, variant, seed)
 
 
 # Keys of the cascade that size the job rather than the run (sdnet.settings.RESOURCES).
@@ -197,11 +188,12 @@ JOB_SIZE = ("gpus", "nodes")
 
 
 def train_flags(wildcards) -> str:
-    """`sdnet train` flags of the run named by the wildcards (sorted: stable across calls); a
-    run on several GPUs ends with `--nproc N [--nodes M]` (one rank per GPU)."""
-    settings = run_settings(wildcards.dataset, wildcards.depth, wildcards.variant, wildcards.seed)
-    args = [arg for name in sorted(settings) if name not in JOB_SIZE
-            for arg in _flag(name, settings[name])]
+    """`sdnet train` flags of the run named by the wildcards (sdnet.settings.to_flags: sorted,
+    so stable across calls; `sdnet train` parses them back into the same settings). A run on
+    several GPUs ends with `--nproc N [--nodes M]` (one rank per GPU)."""
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
+    args = to_flags({k: v for k, v in settings.items() if k not in JOB_SIZE})
     ranks, nodes = train_ranks(wildcards), train_nodes(wildcards)
     if ranks > 1 or nodes > 1:
         args += ["--nproc", str(ranks)] + (["--nodes", str(nodes)] if nodes > 1 else [])
@@ -210,12 +202,14 @@ def train_flags(wildcards) -> str:
 
 def train_ranks(wildcards) -> int:
     """GPUs (= ranks) of the run: `gpus` from the settings cascade, default 1."""
-    settings = run_settings(wildcards.dataset, wildcards.depth, wildcards.variant, wildcards.seed)
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
     return int(settings.get("gpus") or 1)
 
 
 def train_nodes(wildcards) -> int:
-    settings = run_settings(wildcards.dataset, wildcards.depth, wildcards.variant, wildcards.seed)
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
     return int(settings.get("nodes") or 1)
 
 
@@ -247,13 +241,8 @@ def train_runtime(wildcards, attempt: int) -> int:
 GRID_RUNS = grid.runs(config)  # expanded once per parse: the targets below all read it
 
 
-def all_runs() -> list[dict]:
-    """The grid: one dict of wildcards per training run (sdnet.grid.runs, sweeps expanded)."""
-    return [run.wildcards for run in GRID_RUNS]
-
-
 def all_summaries() -> list[str]:
-    return [f"{RUN_DIR.format(**run)}/summary.json" for run in all_runs()]
+    return [f"{RESULTS}/{run.folder}/summary.json" for run in GRID_RUNS]
 
 
 COMPARISONS_CSV = f"{RESULTS}/metrics/comparisons.csv"
@@ -261,13 +250,13 @@ SWEEP_FIGURE = "error_vs_p_last"  # sdnet.report.SWEEP_FIGURE (not imported: it 
 
 
 def has_p_last_sweep() -> bool:
-    """Whether some (data set, depth, augmentation) of the grid has two or more p_L values of
+    """Whether some (data set, network, augmentation) of the grid has two or more p_L values of
     one survival rule: the rows sdnet.report.sweep_rows draws against p_L."""
     values: dict[tuple, set] = {}
     for run in GRID_RUNS:
         settings = run.settings
         if settings["survival"] != "none":
-            key = (run.dataset, run.depth, settings.get("augment"), settings["survival"])
+            key = (run.dataset, run.network, settings.get("augment"), settings["survival"])
             values.setdefault(key, set()).add(float(settings["p_last"]))
     return any(len(p_lasts) >= 2 for p_lasts in values.values())
 

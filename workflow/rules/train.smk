@@ -1,6 +1,7 @@
-# Training: one job per run of the grid (sdnet.grid.runs: dataset x depth x variant x seed, sweeps
-# expanded), one GPU each unless the cascade's `gpus` says more; its flags come from the settings
-# cascade (train_flags, common.smk).
+# Training: one job per run of the grid (sdnet.grid.runs: dataset x network x variant x seed,
+# sweeps expanded), one GPU each unless the cascade's `gpus` says more; its flags come from the
+# settings cascade (train_flags, common.smk), its folder and log from sdnet.layout (RUN_DIR,
+# TRAIN_LOG).
 #
 # A run on N GPUs (`gpus: N`, `nodes: M`) is ONE job: locally it takes N of `--resources gpu`
 # and `sdnet train --nproc N` starts N ranks on N GPUs it locks all-or-none; on Slurm it asks
@@ -40,7 +41,7 @@ rule train_run:
         cpus_per_task=config["train_resources"]["cpus"],
     retries: train_retries()
     log:
-        f"{LOGS}/train_run/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}.log",
+        TRAIN_LOG,
     conda:
         "../envs/sdnet.yaml"
     shell:
