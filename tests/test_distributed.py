@@ -222,7 +222,9 @@ def test_sigkill_of_one_rank_fails_the_job_then_the_rerun_resumes_exactly(
             proc.wait()
     assert rc != 0 and took < 60
     print(f"the job failed {took:.1f} s after SIGKILL of rank 1")
-    assert f"rank 1 (PID {ranks[1]}) was killed by SIGKILL" in err_file.read_text()
+    err_text = err_file.read_text()
+    assert f"rank 1 (PID {ranks[1]}) was killed by SIGKILL" in err_text
+    assert "Traceback" not in err_text  # rank 0 lost its peer: one line, not a traceback
     assert not Path(f"/proc/{ranks[0]}").exists() or \
         "zombie" in Path(f"/proc/{ranks[0]}/status").read_text()
     assert not (out / "summary.json").exists()
@@ -356,6 +358,16 @@ def test_only_rank_zero_prints_an_error_every_rank_raises():
     assert world.error_line(same, World(rank=1, size=4)) is None
     assert world.error_line(own, World(rank=1, size=4)) == \
         "sdnet: error: rank 1 of 4: cuda:3 is broken"
+
+
+def test_a_rank_that_lost_its_peers_says_so_in_one_line():
+    gone = RuntimeError("[/x/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:1957: "
+                        "Connection reset by peer. This is typically caused by a remote worker")
+    line = world.lost_ranks_line(gone, World(rank=0, size=2))
+    assert line == ("sdnet: error: rank 0 of 2: lost the other ranks (Read error "
+                    "[127.0.0.1]:1957: Connection reset by peer); stopping")
+    assert world.lost_ranks_line(gone, World()) is None  # one rank: a plain traceback
+    assert world.lost_ranks_line(RuntimeError("a bug"), World(rank=0, size=2)) is None
 
 
 def test_slurm_allocation_is_told_from_a_step(monkeypatch):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sdnet import __version__, networks, settings, spec
-from sdnet.distributed.world import error_line, follower_grace
+from sdnet.distributed.world import error_line, follower_grace, lost_ranks_line
 from sdnet.errors import SdnetError
 
 _positive_int = settings.int_at_least(1)
@@ -297,6 +297,12 @@ def guarded(call: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("sdnet: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as err:  # a rank of many whose peers are gone: one line, no traceback
+        line = lost_ranks_line(err)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,6 +173,27 @@ def follower_grace(seconds: float = FOLLOWER_GRACE_SECONDS) -> None:
     time.sleep(seconds)
 
 
+def lost_ranks_line(err: BaseException, world: World | None = None) -> str | None:
+    """One line for a collective that failed because another rank is gone (gloo: "Connection
+    reset by peer", NCCL aborts, timeouts) instead of its traceback; None for any other error or
+    a run of one rank. Whoever started the ranks names the one that failed."""
+    try:
+        world = detect() if world is None else world
+    except SdnetError:
+        return None
+    names = {cls.__name__ for cls in type(err).__mro__}
+    text = str(err)
+    if not world.many or not isinstance(err, RuntimeError) or not (
+            names & {"DistError", "DistBackendError", "DistNetworkError", "DistStoreError"}
+            or any(word in text for word in ("gloo", "NCCL", "Connection reset", "Connection closed",
+                                             "Timed out", "timed out"))):
+        return None
+    detail = " ".join(text.split())
+    detail = detail.split("] ", 1)[-1].split(". ")[0][:160]  # gloo: "[.../pair.cc:545] Read..."
+    return (f"sdnet: error: rank {world.rank} of {world.size}: lost the other ranks "
+            f"({detail}); stopping")
+
+
 def error_line(err: SdnetError, world: World | None = None) -> str | None:
     """The `sdnet: error: ...` line of this process, or None where rank 0 prints it instead."""
     try:
