@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -159,16 +161,40 @@ def worker(args: argparse.Namespace) -> None:
             m3 = train.build_model(config, device)
             o3, _ = train.build_optimizer(m3, config)
             variants["local"] = plain_loop(m3, o3, m3)
-    samples = common.interleave(variants, repeats=args.repeats, warmup=1, sync=sync)
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+
+    def timed(name: str, fn: Any) -> Any:
+        """Also the process's CPU seconds: on a shared machine wall time mostly measures the
+        neighbours, CPU time what this rank computed (waiting in a collective costs none)."""
+        def run() -> None:
+            start = time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - start)
+        return run
+
+    samples = common.interleave({name: timed(name, fn) for name, fn in variants.items()},
+                                repeats=args.repeats, warmup=1, sync=sync)
+    cpu_per_step = {}
+    for name in variants:
+        own = statistics.median(cpu[name][1:]) / args.steps  # [0]: the warm-up round
+        total = torch.tensor([own], dtype=torch.float64, device=device)
+        if world.many:
+            dist.all_reduce(total)
+        cpu_per_step[name] = float(total)
+    paired = {name: common.paired_ratio(samples[name], samples["sdnet"])["paired_median"]
+              for name in samples if "sdnet" in samples}
     reduce_share = None
     if world.many and "sdnet" in samples and "local" in samples:
         reduce_share = 1 - samples["local"].median / samples["sdnet"].median
     result = {"world_size": world.size, "per_rank_batch": args.batch_size // world.size,
               "variants": {name: {"step_s": s.median / args.steps,
                                   "images_per_s": args.batch_size * args.steps / s.median,
+                                  "cpu_s_per_step_all_ranks": cpu_per_step[name],
+                                  "paired_time_vs_sdnet": paired.get(name),
                                   "samples_s": s.seconds}
                            for name, s in samples.items()},
               "reduction_share_of_sdnet_step": reduce_share,
+              "load_avg_1m": os.getloadavg()[0],
               "device": devices.device_name(device), "threads": torch.get_num_threads()}
     if world.is_main:
         args.worker.write_text(json.dumps(result))
@@ -230,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"ranks": int(size), "variant": name, "per-rank batch":
                          found["per_rank_batch"], "ms/step": 1000 * v["step_s"],
                          "images/s": v["images_per_s"],
-                         "speed-up vs 1 rank": base / v["step_s"] if base else None})
+                         "speed-up vs 1 rank": base / v["step_s"] if base else None,
+                         "time / sdnet (paired)": v["paired_time_vs_sdnet"],
+                         "CPU ms/step (all ranks)": 1000 * v["cpu_s_per_step_all_ranks"],
+                         "load": found["load_avg_1m"]})
         share = found.get("reduction_share_of_sdnet_step")
         if share is not None:
             print(f"{size} ranks: the gradient reduction is {100 * share:.1f} % of the sdnet step")

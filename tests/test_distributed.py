@@ -487,6 +487,21 @@ def test_two_multi_gpu_jobs_never_deadlock(tmp_path):
     assert sorted(got) == ["a", "b"] and all(len(v) == 2 for v in got.values())
 
 
+@pytest.mark.slow
+def test_the_ddp_benchmark_runs_and_writes_its_json(tmp_path):
+    """benchmarks/bench_ddp.py on 1 and 2 CPU ranks, tiny sizes (its numbers are not checked)."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.bench_ddp", "--quick", "--ranks",
+                             "1", "2", "--depth", "8", "--threads", "1", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+                            env=dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}:{ROOT}"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads((tmp_path / "ddp-quick.json").read_text())
+    worlds = doc["results"]["worlds"]
+    assert set(worlds) == {"1", "2"} and set(worlds["1"]["variants"]) == {"sdnet"}
+    assert set(worlds["2"]["variants"]) == {"sdnet", "ddp-unused", "ddp-zero", "local"}
+    assert all(v["step_s"] > 0 for w in worlds.values() for v in w["variants"].values())
+
+
 # ----------------------------------------------------------------------------- the workflow
 
 
