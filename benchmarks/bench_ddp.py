@@ -85,7 +85,7 @@ def worker(args: argparse.Namespace) -> None:
     from benchmarks.bench_step import fake_split
     from sdnet import data, train
     from sdnet import device as devices
-    from sdnet.distributed.replica import Replica, _note_gates, gate_pattern
+    from sdnet.distributed.replica import Replica, gate_pattern
 
     config = train.TrainConfig(data="unused", dataset="cifar10", depth=args.depth, out="unused",
                                survival="linear", p_last=0.5, batch_size=args.batch_size,
@@ -146,7 +146,6 @@ def worker(args: argparse.Namespace) -> None:
             variants["ddp-unused"] = plain_loop(m1, o1, d1)
         if "ddp-zero" in args.variants:
             m2 = train.build_model(config, device)
-            _note_gates(m2)
             d2 = DDP(m2, device_ids=ids, find_unused_parameters=False, broadcast_buffers=False)
             o2, _ = train.build_optimizer(m2, config)
             branches = _branch_params(m2)

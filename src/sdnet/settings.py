@@ -51,10 +51,7 @@ LATER_SETTINGS: dict[str, tuple] = {"sync_bn": (None, False)}
 # Keys settings_mismatch never compares: the above plus the data folder's path (the data enter
 # the fingerprint by content, meta.json).
 NOT_COMPARED = NOT_FINGERPRINTED + ("data",) + RESOURCES
-# Data sets trained without pad-crop + flip by default, until sdnet.spec.dataset_spec says so.
-_NO_AUGMENT_FALLBACK = ("svhn",)
-
-SHORTCUTS = ("A", "B")  # CIFAR ResNet transition shortcut: A = avg-pool + zero channels, B = conv
+SHORTCUTS = networks.SHORTCUTS  # the CIFAR ResNet transition shortcut (declared by the family registry)
 ON_MISMATCH = ("error", "restart")
 
 # Where the workflow config sets a field (`setting(config=...)`):
@@ -348,12 +345,9 @@ def defaults() -> dict[str, Any]:
 
 
 def default_augment(dataset: str) -> bool:
-    """The data set's default for pad-crop + flip: on for the CIFAR sets and CINIC-10, off for
-    SVHN (the original code augments "CIFAR only")."""
-    dataset_spec = getattr(spec, "dataset_spec", None)
-    if dataset_spec is not None:
-        return bool(dataset_spec(dataset).augment)
-    return dataset not in _NO_AUGMENT_FALLBACK
+    """The data set's default for pad-crop + flip, from its registry object (off for SVHN: the
+    original code augments "CIFAR only")."""
+    return bool(spec.dataset_spec(dataset).augment)
 
 
 def _or(words: Sequence[str]) -> str:

@@ -229,7 +229,6 @@ class Replica:
     def prepare(self, model: nn.Module, sync_bn: bool = False) -> nn.Module:
         """Batch norm over the global batch if asked, rank 0's weights on every rank, a note of
         which parameters each step uses, and the gate trace (SDNET_GATE_TRACE)."""
-        _note_gates(model)
         self._model = model
         trace = os.environ.get(GATE_TRACE_ENV)
         if trace:
@@ -371,24 +370,8 @@ def _all_reduce_buckets(grads: list[torch.Tensor]) -> None:
                 offset += grad.numel()
 
 
-def _note_gates(model: nn.Module) -> None:
-    """Until the model keeps `gate.last_active` itself: remember each forward's gate draws."""
-    if getattr(model, "gate", None) is not None or not hasattr(model, "_gates"):
-        return
-    draw = model._gates
-
-    def noted() -> list[bool]:
-        gates = draw()
-        if model.training:
-            model._sdnet_last_gates = list(gates)
-        return gates
-
-    model._gates = noted
-
-
 def gate_pattern(model: nn.Module) -> list[bool] | None:
-    """Which gated blocks ran in the last training forward (None if the model does not say)."""
+    """Which gated blocks ran in the last training forward (`GatedNetwork.gate.last_active`;
+    None for a network without a gate)."""
     gate = getattr(model, "gate", None)
-    if gate is not None and getattr(gate, "last_active", None) is not None:
-        return list(gate.last_active)
-    return getattr(model, "_sdnet_last_gates", None)
+    return None if gate is None else list(gate.last_active)
