@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sdnet import __version__, networks, settings, spec
+from sdnet.distributed.world import error_line, follower_grace, lost_ranks_line
 from sdnet.errors import SdnetError
 
 _positive_int = settings.int_at_least(1)
@@ -42,6 +44,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=_DefaultsFormatter,
     )
     settings.add_train_arguments(p)
+    # How many processes train the run: not settings of the run (sdnet.distributed.launch).
+    p.add_argument("--nproc", type=settings.int_at_least(1), default=1, metavar="N",
+                   help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
+                   "started here, or through srun inside a Slurm allocation")
+    p.add_argument("--nodes", type=settings.int_at_least(1), default=1, metavar="M",
+                   help="nodes the --nproc ranks span (inside a Slurm allocation only)")
     p.set_defaults(func=_cmd_train)
 
     def one_line_error(message: str) -> None:
@@ -57,6 +65,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = settings.from_arguments(args)
     networks.resolve_arch(config.depth, config.arch)
     spec.check_survival(config.survival, config.p_last)
+    if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.distributed.launch)
+        from sdnet.distributed import launch
+
+        return launch.launch(config, args.nproc, args.nodes)
     train.train(config)
     return 0
 
@@ -301,17 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def guarded(call: Callable[[], int]) -> int:
+    """Run a command: an SdnetError is one line and exit status 2 (on a rank > 0 of a
+    multi-rank run, only errors rank 0 does not print too: `sdnet.distributed.error_line`)."""
     try:
-        return args.func(args)
+        return call()
     except SdnetError as err:
-        print(f"sdnet: error: {err}", file=sys.stderr)
+        line = error_line(err)
+        if line:
+            print(line, file=sys.stderr)
+        else:
+            follower_grace()  # rank 0 says it and exits first: its line is never cut off
         return 2
     except KeyboardInterrupt:
         print("sdnet: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as err:  # a rank of many whose peers are gone: one line, no traceback
+        line = lost_ranks_line(err)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -184,10 +184,13 @@ def write_metrics(folder: Path, history: list[dict]) -> None:
     atomic_write_text(Path(folder) / METRICS, metrics_text(history))
 
 
-def write_run_info(folder: Path, settings: dict, fp: str, epochs: int, epochs_done: int) -> dict:
-    """run.json at every (re)start: who trains this folder, with what, from which epoch."""
+def write_run_info(folder: Path, settings: dict, fp: str, epochs: int, epochs_done: int,
+                   world_size: int = 1) -> dict:
+    """run.json at every (re)start: who trains this folder, with what, from which epoch, on how
+    many ranks (`host` and `pid` are rank 0's)."""
     info = {"settings": settings, "fingerprint": fp, "epochs": epochs, "host": socket.gethostname(),
-            "pid": os.getpid(), "started": _now_text(), "start_epoch": epochs_done}
+            "pid": os.getpid(), "started": _now_text(), "start_epoch": epochs_done,
+            "world_size": world_size}
     atomic_write_json(Path(folder) / RUN_INFO, info)
     return info
 
@@ -352,6 +355,7 @@ class RunStatus:
     eta_seconds: float | None  # only when running
     holder: dict | None
     mismatch: list[str]
+    world_size: int = 1  # ranks of the latest (re)start, else of the finished run
 
 
 def _mtime(path: Path) -> float | None:
@@ -436,9 +440,11 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
         per_epoch = wall if wall is not None else mean_epoch
         if per_epoch is not None:
             eta = per_epoch * max(int(epochs) - epochs_done, 0)
+    ranks = (info or {}).get("world_size") or (summary or {}).get("world_size") or 1
     return RunStatus(state=state, epochs_done=epochs_done, epochs=epochs, best_val_error=best,
                      test_error=test, train_seconds=train_seconds, eta_seconds=eta,
-                     holder=holder if running else None, mismatch=mismatch)
+                     holder=holder if running else None, mismatch=mismatch,
+                     world_size=int(ranks))
 
 
 def is_no_space(err: BaseException | None) -> bool:

@@ -43,6 +43,7 @@ class RunRow:
     folder: str
     holder: dict | None = None
     mismatch: list[str] = field(default_factory=list)
+    world_size: int = 1  # ranks (GPUs) the run trains on
 
     @property
     def epoch_seconds(self) -> float | None:
@@ -61,7 +62,7 @@ def _row(folder: Path, key: dict, expected: dict | None, epochs: int | None,
                   best_val_error=status.best_val_error, test_error=status.test_error,
                   eta_seconds=status.eta_seconds if status.state == "running" else None,
                   train_seconds=status.train_seconds, folder=str(folder), holder=status.holder,
-                  mismatch=list(status.mismatch))
+                  mismatch=list(status.mismatch), world_size=status.world_size)
 
 
 def grid_rows(configfiles: Sequence[str | Path], now: float | None = None) -> list[RunRow]:
@@ -213,6 +214,10 @@ def render(rows: Sequence[RunRow]) -> str:
              f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}",
              _pct(row.best_val_error), _pct(row.test_error), _duration(row.eta_seconds)]
             for row in rows]
+    if any(row.world_size > 1 for row in rows):  # a run on several GPUs: say how many
+        header.insert(5, "ranks")
+        for line, row in zip(body, rows):
+            line.insert(5, str(row.world_size))
     lines = [tabulate(body, header, tablefmt="simple", disable_numparse=True)] if rows else [
         "no runs"]
     stale = [row for row in rows if row.mismatch]

@@ -186,12 +186,41 @@ def run_settings(dataset: str, network: str, variant: str, seed) -> dict:
     return grid.run_settings(config, dataset, network, variant, seed)
 
 
+# Keys of the cascade that size the job rather than the run (sdnet.settings.RESOURCES).
+JOB_SIZE = ("gpus", "nodes")
+
+
 def train_flags(wildcards) -> str:
     """`sdnet train` flags of the run named by the wildcards (sdnet.settings.to_flags: sorted,
-    so stable across calls; `sdnet train` parses them back into the same settings)."""
+    so stable across calls; `sdnet train` parses them back into the same settings). A run on
+    several GPUs ends with `--nproc N [--nodes M]` (one rank per GPU)."""
     settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
                             wildcards.seed)
-    return shlex.join(to_flags(settings))
+    args = to_flags({k: v for k, v in settings.items() if k not in JOB_SIZE})
+    ranks, nodes = train_ranks(wildcards), train_nodes(wildcards)
+    if ranks > 1 or nodes > 1:
+        args += ["--nproc", str(ranks)] + (["--nodes", str(nodes)] if nodes > 1 else [])
+    return shlex.join(args)
+
+
+def train_ranks(wildcards) -> int:
+    """GPUs (= ranks) of the run: `gpus` from the settings cascade, default 1."""
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
+    return int(settings.get("gpus") or 1)
+
+
+def train_nodes(wildcards) -> int:
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
+    return int(settings.get("nodes") or 1)
+
+
+def if_several_ranks(value):
+    """A resource only multi-GPU jobs carry (None drops it): on Slurm `mpi` makes the executor
+    run the job's command as is, so `sdnet train --nproc N` starts the N ranks with `srun`,
+    and `tasks`/`tasks_per_gpu` make the job N tasks, one per GPU, over its nodes."""
+    return lambda wildcards: value(wildcards) if train_ranks(wildcards) > 1 else None
 
 
 def train_retries() -> int:
