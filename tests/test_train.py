@@ -36,8 +36,8 @@ QUICK = ["--dataset", "cifar10", "--depth", "8", "--epochs", str(EPOCHS), "--bat
          "--lr", "0.05", "--milestones", "2", "--limit-train", "256", "--seed", "1"]
 # A finished run folder: no checkpoint left, the final state kept; event files only with
 # tensorboard installed.
-FINISHED_FILES = sorted(["final_state.pt", "metrics.csv", "model.pt", "run.json", "summary.json",
-                         "train.lock"]
+FINISHED_FILES = sorted(["accounting.json", "final_state.pt", "metrics.csv", "model.pt",
+                         "run.json", "summary.json", "train.lock"]
                         + (["tensorboard"] if events.summary_writer_class() else []))
 
 

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import sdnet
+from sdnet import accounting, runfolder
 from sdnet import device as devices
-from sdnet import runfolder
 from sdnet.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sdnet.console import log
 from sdnet.device import device_name, peak_memory_mb, resolve_device
@@ -418,11 +418,19 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
         f"{loaders.train.num_samples} training images, {len(loaders.train)} steps/epoch on "
         f"{device} ({device_name(device)}, {amp})")
     events = EpochEvents(config.out, state.epochs_done, log)
+    # Cost: this attempt's device-seconds, added to the run's earlier attempts (accounting.json).
+    ledger = accounting.Ledger(config.out, fp, device.type, device_name(device),
+                               start_epoch=state.epochs_done)
+
+    def heartbeat() -> None:
+        lock.touch()
+        ledger.tick()
+
     try:
         session_start, first_epoch = time.perf_counter(), state.epochs_done
         for epoch in range(first_epoch, config.epochs):
             row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config,
-                                            device, lock.touch)
+                                            device, heartbeat)
             state.add(row)
             with no_space_guard(config.out / "metrics.csv", saved_epoch):
                 runfolder.write_metrics(config.out, state.history)
@@ -430,6 +438,7 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
             with no_space_guard(checkpoint_path(config.out), saved_epoch):
                 save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings)
             saved_epoch = state.epochs_done
+            ledger.epoch(row["epoch_seconds"], eval_seconds)
             lock.touch(force=True)
             per_epoch = (time.perf_counter() - session_start) / (epoch + 1 - first_epoch)
             log(_epoch_line(row, config.epochs, eval_seconds,
@@ -438,7 +447,9 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
                 on_epoch_end(epoch + 1)
     finally:
         events.close()
+        ledger.close()
     summary = build_summary(config, settings, fp, model, state, device, num_classes)
+    summary.update(ledger.summary_fields())
     write_final_files(config.out, model, state.history, summary)
     log(f"sdnet: done: test error {summary['final_test_error']:.2f}% (at best val epoch "
         f"{summary['best_epoch']}: {summary['test_error_at_best']:.2f}%), "
