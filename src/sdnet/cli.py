@@ -270,7 +270,8 @@ def _add_status_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status", help="where the grid stands: every run's state, epochs, errors, ETA",
         description="Reads the run folders only (no torch): done, running (with ETA), "
-        "interrupted, stale (settings differ from the config) or not started, then totals. "
+        "interrupted, stale (settings differ from the config) or not started, then totals "
+        "(training hours; device-hours spent per device and left). "
         "Without --results it lists the grid of config.yaml (+ --configfile files, merged as "
         "Snakemake merges them), run from the repository root.")
     p.add_argument("--configfile", type=Path, nargs="+", default=[],
