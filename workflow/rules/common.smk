@@ -254,7 +254,7 @@ def figure_files() -> list[str]:
 
 
 def table_files() -> list[str]:
-    return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed")
+    return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed", "cost")
             for ext in ("tex", "md")]
 
 
