@@ -19,7 +19,9 @@ The trainer writes the file (`Ledger`); `sdnet status`, `sdnet estimate` and the
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -62,6 +64,15 @@ def runs_per_gpu(env: Mapping[str, str] | None = None) -> int:
 def device_share(kind: str, env: Mapping[str, str] | None = None) -> float:
     """The part of a device one trainer holds: 1/k on a GPU shared by k trainers, else 1."""
     return 1.0 / runs_per_gpu(env) if kind == "cuda" else 1.0
+
+
+def cpu_model() -> str:
+    """The CPU's model from /proc/cpuinfo (platform.processor() is often just x86_64)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def device_label(kind: str, name: str) -> str:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import platform
 import resource
 from pathlib import Path
 
 import torch
 
-from sdnet import gpus
+from sdnet import accounting, gpus
 from sdnet.console import log
 from sdnet.errors import SdnetError
 
@@ -57,11 +56,7 @@ def device_name(device: torch.device) -> str:
     """GPU model, or the CPU model from /proc/cpuinfo (platform.processor() is often just x86_64)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine() or "cpu"
+    return accounting.cpu_model()
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -79,7 +79,7 @@ def _total(frame: pd.DataFrame, style: Style) -> list[str]:
 
 
 def _caption(frame: pd.DataFrame, style: Style) -> str:
-    return ("What the grid cost. Device-hours: wall time of training and evaluation on the "
+    return ("Device-hours: wall time of training and evaluation on the "
             "device, summed over every attempt and resume of every run (a GPU shared by k "
             f"runs counts 1/k of it per run). Hours per run: their mean over the variant's "
             f"{'runs' if frame.runs.max() > 1 else 'run'}. vs constant depth: that mean over "
@@ -93,7 +93,8 @@ def cost_latex(runs: pd.DataFrame) -> str:
     header = [latex_row([style.header(*lines) for lines in HEADER])]
     body = latex_blocks(_cells(frame, style), 2, len(HEADER))
     body += ["\\midrule", latex_row(_total(frame, style))]
-    return latex_table("sdnet cost table", _caption(frame, style), "tab:sdnet-cost",
+    return latex_table("sdnet cost table", "What the grid cost. " + _caption(frame, style),
+                       "tab:sdnet-cost",
                        "lrlrrr", header, body)
 
 
