@@ -24,16 +24,19 @@ _GPU_LOCK: gpus.GpuLock | None = None
 
 def resolve_device(name: str) -> torch.device:
     """auto -> cuda if available else cpu; on a multi-GPU machine without CUDA_VISIBLE_DEVICES,
-    `auto` locks a GPU no other `sdnet train` holds (kept for the life of the process)."""
+    `auto` locks a GPU no other `sdnet train` holds (kept for the life of the process); with
+    several runs per GPU ($SDNET_RUNS_PER_GPU = k > 1) one of its k slots, on one GPU too."""
     global _GPU_LOCK
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
         count = torch.cuda.device_count()
-        if count > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        slots = accounting.runs_per_gpu()
+        if (count > 1 or slots > 1) and "CUDA_VISIBLE_DEVICES" not in os.environ:
             if _GPU_LOCK is None:
-                _GPU_LOCK = gpus.acquire_gpu(count)
-                log(f"sdnet: using GPU {_GPU_LOCK.index} (lock {_GPU_LOCK.path})")
+                _GPU_LOCK = gpus.acquire_gpu(count, slots=slots)
+                slot = f" slot {_GPU_LOCK.slot + 1} of {slots}" if slots > 1 else ""
+                log(f"sdnet: using GPU {_GPU_LOCK.index}{slot} (lock {_GPU_LOCK.path})")
             return torch.device("cuda", _GPU_LOCK.index)
         return torch.device("cuda", 0)
     try:
