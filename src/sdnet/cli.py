@@ -332,6 +332,28 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_launch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "launch", help="train runs side by side in one job, keeping every attempt's log "
+        "(what the workflow's training jobs run)",
+        description="Starts `sdnet train` for each run at once, copies its output into LOG and "
+        "into the run folder's train.log (every attempt, under an attempt header), forwards "
+        "SIGTERM/SIGINT and waits for all. Runs: LOG -- TRAIN_ARGS..., separated by ::.")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="OMP_NUM_THREADS of each trainer")
+    p.add_argument("--runs-per-gpu", type=_positive_int, default=None,
+                   help="trainers sharing one GPU ($SDNET_RUNS_PER_GPU of each trainer)")
+    p.add_argument("runs", nargs=argparse.REMAINDER, help="LOG -- TRAIN_ARGS... [:: ...]")
+    p.set_defaults(func=_cmd_launch)
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from sdnet import launch
+
+    members = launch.parse_members(args.runs)
+    return launch.launch(members, threads=args.threads, runs_per_gpu=args.runs_per_gpu)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdnet",
@@ -344,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parser(sub)
     _add_status_parser(sub)
     _add_estimate_parser(sub)
+    _add_launch_parser(sub)
     return parser
 
 
