@@ -146,9 +146,11 @@ def launch(members: Sequence[Member], *, threads: int | None = None,
             if caught:  # stopped while starting: start no more
                 break
             files = list(_open_logs(member, len(members)))
+            # In a session of its own, so that a signal to the job's process group (Ctrl-C)
+            # reaches each trainer once, through `forward`.
             proc = subprocess.Popen([python, "-m", "sdnet", "train", *member.args], env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
             tee = _Tee(proc.stdout, files)
             tee.start()
             procs.append((member, proc, files, tee))

@@ -1,38 +1,81 @@
 # Training: one job per run of the grid (sdnet.grid.runs: dataset x depth x variant x seed, sweeps
 # expanded), one GPU each; its flags come from the settings cascade (train_flags, common.smk).
+# With train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.sharing): one job per
+# run with k per GPU (gpu_sharing: shard), or one job per k runs (gpu_sharing: pack).
 #
 # checkpoint.pt (in the run folder) is deliberately not an output: Snakemake never deletes it, so
 # a job killed by the walltime, a node failure or Ctrl-C resumes on its retry or on the next call.
 # --on-mismatch restart: a rerun caused by changed settings starts over instead of resuming.
 
 
-rule train_run:
-    """Train one network; summary.json (written last by the trainer) marks a complete run."""
-    input:
-        train=f"{DATA_DIR}/train.npz",
-        test=f"{DATA_DIR}/test.npz",
-        meta=f"{DATA_DIR}/meta.json",
-    output:
-        metrics=f"{RUN_DIR}/metrics.csv",
-        summary=f"{RUN_DIR}/summary.json",
-        model=f"{RUN_DIR}/model.pt",
-    params:
-        flags=train_flags,
-    # One local core per job, so `--cores N --resources gpu=N` runs N jobs on N GPUs; Slurm
-    # allocates cpus_per_task and the trainer uses that many threads.
-    threads: 1
-    resources:
-        gpu=1,
-        gpu_model=config["train_resources"]["gpu_model"],  # None: any GPU
-        runtime=train_runtime,
-        mem_mb=config["train_resources"]["mem_mb"],
-        cpus_per_task=config["train_resources"]["cpus"],
-    retries: train_retries()
-    log:
-        f"{LOGS}/train_run/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}.log",
-    conda:
-        "../envs/sdnet.yaml"
-    shell:
-        "OMP_NUM_THREADS={resources.cpus_per_task} sdnet train"
-        ' --data "$(dirname {input.meta:q})" --out "$(dirname {output.summary:q})"'
-        " {params.flags} --on-mismatch restart > {log:q} 2>&1"
+if not PACKED:
+
+    rule train_run:
+        """Train one network; summary.json (written last by the trainer) marks a complete run."""
+        input:
+            train=f"{DATA_DIR}/train.npz",
+            test=f"{DATA_DIR}/test.npz",
+            meta=f"{DATA_DIR}/meta.json",
+        output:
+            metrics=f"{RUN_DIR}/metrics.csv",
+            summary=f"{RUN_DIR}/summary.json",
+            model=f"{RUN_DIR}/model.pt",
+        params:
+            flags=train_flags,
+        # One local core per job, so `--cores N --resources gpu=N` runs N jobs on N GPUs; Slurm
+        # allocates cpus_per_task and the trainer uses that many threads. With runs_per_gpu k
+        # and gpu_sharing shard: k jobs per GPU (common.smk: train_gpu, train_gres).
+        threads: 1
+        resources:
+            gpu=train_gpu,
+            gpu_model=train_gpu_model,  # None: any GPU
+            runtime=train_runtime,
+            mem_mb=TRAIN_RESOURCES["mem_mb"],
+            cpus_per_task=TRAIN_RESOURCES["cpus"],
+            runs_per_gpu=RUNS_PER_GPU,  # the trainer's GPU slots and share (sdnet.accounting)
+            **({"gres": train_gres} if SHARDED else {}),
+        retries: train_retries()
+        log:
+            TRAIN_LOG,
+        conda:
+            "../envs/sdnet.yaml"
+        # sdnet launch keeps every attempt's log: Snakemake deletes {log} before each attempt,
+        # the run folder's train.log holds them all and is copied back into {log} first.
+        shell:
+            "sdnet launch --threads {resources.cpus_per_task}"
+            " --runs-per-gpu {resources.runs_per_gpu} {log:q} --"
+            ' --data "$(dirname {input.meta:q})" --out "$(dirname {output.summary:q})"'
+            " {params.flags} --on-mismatch restart"
+
+
+# gpu_sharing pack: one job per pack of k runs (sdnet.sharing.packs), holding one GPU with k
+# times one run's CPUs and memory; `sdnet launch` trains its runs side by side and each resumes
+# on its own when the job is retried. A rule per pack: its outputs are the k runs' files.
+for _pack in PACKS:
+
+    rule:
+        name:
+            _pack.name
+        input:
+            pack_inputs(_pack),
+        output:
+            pack_outputs(_pack),
+        params:
+            members=pack_members(_pack),
+        threads: _pack.size
+        resources:
+            gpu=1,
+            gpu_model=TRAIN_RESOURCES["gpu_model"],
+            runtime=train_runtime,
+            mem_mb=_pack.size * TRAIN_RESOURCES["mem_mb"],
+            cpus_per_task=_pack.size * TRAIN_RESOURCES["cpus"],
+            cpus_per_run=TRAIN_RESOURCES["cpus"],
+            runs_in_pack=_pack.size,
+        retries: train_retries()
+        log:
+            [TRAIN_LOG.format(**run.wildcards) for run in _pack.runs],
+        conda:
+            "../envs/sdnet.yaml"
+        shell:
+            "sdnet launch --threads {resources.cpus_per_run}"
+            " --runs-per-gpu {resources.runs_in_pack} {params.members}"
