@@ -8,7 +8,8 @@ sharing one GPU (`sdnet.sharing`). For each run it
   each attempt), under a header `=== attempt N: <time> on <host> ...`,
 - writes that history into the job's declared log and goes on appending this attempt to both, so
   the log Snakemake shows (and `show-failed-logs` prints) holds every attempt,
-- starts the trainer (`python -m sdnet train ...`) with `OMP_NUM_THREADS` and
+- starts the trainer (`python -m sdnet train ...`) with `--threads` threads (OMP_NUM_THREADS,
+  MKL_NUM_THREADS, ...: Snakemake sets them to the whole job's threads) and
   `$SDNET_RUNS_PER_GPU` set, forwards SIGTERM/SIGINT to every trainer (Slurm's `scancel`, a
   walltime, Ctrl-C) and waits for all of them.
 
@@ -35,6 +36,8 @@ from typing import IO
 from sdnet.accounting import RUNS_PER_GPU_ENV
 from sdnet.errors import SdnetError
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 HISTORY = "train.log"  # in the run folder: every attempt's output
 SEPARATOR = "::"
 HEADER = re.compile(r"^=== attempt (\d+)", re.MULTILINE)
@@ -127,8 +130,8 @@ def launch(members: Sequence[Member], *, threads: int | None = None,
            runs_per_gpu: int | None = None, python: str = sys.executable) -> int:
     """Train every member side by side (see the module doc); the exit status."""
     env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+    if threads:  # Snakemake sets these to the job's threads: k trainers would oversubscribe
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
     if runs_per_gpu:
         env[RUNS_PER_GPU_ENV] = str(runs_per_gpu)
     procs: list[tuple[Member, subprocess.Popen, list[IO[bytes]], _Tee]] = []
