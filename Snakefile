@@ -29,8 +29,7 @@ include: "slurm/cancelled_jobs.smk"
 
 localrules:
     all,
-    make_fake_archive,
-    make_fake_svhn,
+    make_fake_archive,  # and make_fake_<folder data set> (workflow/rules/data.smk)
     download_dataset,
     prepare_dataset,
     aggregate_metrics,
@@ -41,9 +40,9 @@ localrules:
 wildcard_constraints:
     dataset="|".join(spec.DATASETS),
     archive=r"[^/]+",
-    depth=r"\d+",
-    seed=r"\d+",
-    variant=grid.NAME_PATTERN,  # sweep names carry values: linear-p_last0.1
+    network=layout.NETWORK_PATTERN,  # resnet110, preact-resnet110 (sdnet.networks' names)
+    seed=layout.SEED_PATTERN,
+    variant=layout.VARIANT_PATTERN,  # sweep names carry values: linear-p_last0.1
 
 
 rule all:

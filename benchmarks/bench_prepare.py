@@ -27,9 +27,9 @@ from typing import Any
 
 from benchmarks import common
 from sdnet import data
-from sdnet.data.fake import fake_val_per_class
+from sdnet.data.registry import dataset_names, get_dataset
 
-DATASETS = ("cifar10", "cifar100", "cinic10", "svhn")
+DATASETS = dataset_names()
 SVHN_RSS_LIMIT_MIB = 6 * 1024
 QUICK_PER_CLASS = 20
 # Run in the child: one prepare, then its own peak RSS and its children's (both KiB on Linux).
@@ -51,10 +51,10 @@ def cached_fake(dataset: str, cache: Path, per_class: int | None) -> tuple[Path,
     """(archive path -- SVHN: the folder of .mat files --, seconds it took to write; 0 when it
     was cached)."""
     size = "full" if per_class is None else f"pc{per_class}"
-    info = data.DATASET_INFO[dataset]
+    ds = get_dataset(dataset)
     folder = cache / f"{dataset}-{size}"
-    path = folder if info.folder else folder / info.archive
-    if all((folder / name).is_file() for name in info.files):
+    path = folder if ds.folder else folder / ds.files[0].name
+    if all((folder / name).is_file() for name in ds.file_names):
         return path, 0.0
     folder.mkdir(parents=True, exist_ok=True)
     print(f"writing the {size} {dataset} fake (once) ...", file=sys.stderr, flush=True)
@@ -65,9 +65,7 @@ def cached_fake(dataset: str, cache: Path, per_class: int | None) -> tuple[Path,
 
 def prepare_options(dataset: str, quick: bool) -> dict[str, Any]:
     """The data set's own defaults (the paper's 400/200 SVHN split), scaled down for --quick."""
-    if dataset == "svhn" and quick:
-        return {"val_per_class": fake_val_per_class(QUICK_PER_CLASS)}
-    return {}
+    return get_dataset(dataset).fake_options(QUICK_PER_CLASS) if quick else {}
 
 
 class PrepareVariant:

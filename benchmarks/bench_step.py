@@ -15,6 +15,9 @@ measured time ratio, and the fraction of branches actually computed in the timed
 
     .venv/bin/python -m benchmarks.bench_step            # ResNet-20/56/110, batch 128, CPU
     .venv/bin/python -m benchmarks.bench_step --quick    # smoke run (seconds)
+    # the stochastic-depth target: sdnet only, many rounds; on a loaded machine one thread and
+    # CPU seconds (--clock cpu) are steadier than wall time
+    .venv/bin/python -m benchmarks.bench_step --depths 110 --sdnet-only --repeats 15 --steps 2
 """
 
 from __future__ import annotations
@@ -130,10 +133,10 @@ def expected_compute_fraction(depth: int) -> dict[str, float]:
 
     model = models.build_model(depth, survival="linear", p_last=0.5)
     per_block, rest = branch_flops(model)
-    probs = model.survival_probabilities()
+    probs = model.gate.probabilities
     expected = rest + sum(p * f for p, f in zip(probs, per_block))
     return {"expected_flop_fraction": expected / (rest + sum(per_block)),
-            "expected_block_fraction": model.expected_block_fraction(),
+            "expected_block_fraction": model.gate.expected_fraction(),
             "forward_gflops_per_image": (rest + sum(per_block)) / 1e9}
 
 
@@ -149,27 +152,37 @@ def bench_depth(depth: int, args: argparse.Namespace) -> dict[str, Any]:
     variants = {
         "sdnet-base": SdnetVariant(depth, "none", *subset, args),
         "sdnet-sd": sdnet_sd,
-        "ref-base": ReferenceVariant(depth, None, images, labels, args),
-        "ref-sd": ReferenceVariant(depth, 0.5, images, labels, args),
     }
+    if not args.sdnet_only:
+        variants["ref-base"] = ReferenceVariant(depth, None, images, labels, args)
+        variants["ref-sd"] = ReferenceVariant(depth, 0.5, images, labels, args)
     imgs = args.steps * args.batch_size
     samples = common.interleave(variants, args.repeats, args.warmup,
                                 sync=sync_for(torch.device(args.device)),
-                                items=dict.fromkeys(variants, imgs))
+                                items=dict.fromkeys(variants, imgs),
+                                clock=common.CLOCKS[args.clock])
     ratio = common.paired_ratio
     timed_blocks = sdnet_sd.blocks_computed[-args.repeats:]
     amp = sdnet_device.amp_active(not args.no_amp, torch.device(args.device))
-    return {
+    result = {
         "depth": depth,
         "sdnet_precision": "bf16 autocast" if amp else "float32",
+        "clock": args.clock,
         "variants": {name: s.summary() for name, s in samples.items()},
         "sd_over_base_sdnet": ratio(samples["sdnet-sd"], samples["sdnet-base"]),
-        "sd_over_base_ref": ratio(samples["ref-sd"], samples["ref-base"]),
-        "speedup_sd_sdnet_vs_ref": _inverse(ratio(samples["sdnet-sd"], samples["ref-sd"])),
-        "speedup_base_sdnet_vs_ref": _inverse(ratio(samples["sdnet-base"], samples["ref-base"])),
+        "sd_over_base_sdnet_rounds": [a / b for a, b in zip(samples["sdnet-sd"].seconds,
+                                                            samples["sdnet-base"].seconds)],
         "sd_blocks_computed_timed": statistics.mean(timed_blocks),
         **expected_compute_fraction(depth),
     }
+    if not args.sdnet_only:
+        result.update({
+            "sd_over_base_ref": ratio(samples["ref-sd"], samples["ref-base"]),
+            "speedup_sd_sdnet_vs_ref": _inverse(ratio(samples["sdnet-sd"], samples["ref-sd"])),
+            "speedup_base_sdnet_vs_ref": _inverse(ratio(samples["sdnet-base"],
+                                                        samples["ref-base"])),
+        })
+    return result
 
 
 def _inverse(r: dict[str, float]) -> dict[str, float]:
@@ -187,12 +200,16 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "sdnet": r["sdnet_precision"],
             **{f"{name} img/s": v[name]["items_per_s"] for name in v},
             "SD/base sdnet": r["sd_over_base_sdnet"]["paired_median"],
+            "rounds min-max": "{paired_min:.3f}-{paired_max:.3f}".format(**r["sd_over_base_sdnet"]),
             "E[flops] SD/base": r["expected_flop_fraction"],
             "blocks run": r["sd_blocks_computed_timed"],
-            "SD/base ref": r["sd_over_base_ref"]["paired_median"],
-            "sdnet/ref SD x": r["speedup_sd_sdnet_vs_ref"]["paired_median"],
-            "sdnet/ref base x": r["speedup_base_sdnet_vs_ref"]["paired_median"],
         })
+        if "sd_over_base_ref" in r:
+            rows[-1].update({
+                "SD/base ref": r["sd_over_base_ref"]["paired_median"],
+                "sdnet/ref SD x": r["speedup_sd_sdnet_vs_ref"]["paired_median"],
+                "sdnet/ref base x": r["speedup_base_sdnet_vs_ref"]["paired_median"],
+            })
     return rows
 
 
@@ -210,6 +227,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sdnet without bf16 autocast (default: bf16 on CUDA and on CPUs with "
                    "native bf16, as the trainer)")
     p.add_argument("--no-channels-last", action="store_true", help="sdnet in NCHW")
+    p.add_argument("--sdnet-only", action="store_true",
+                   help="leave out the reference variants (the SD / baseline ratio alone)")
+    p.add_argument("--clock", choices=tuple(common.CLOCKS), default="wall",
+                   help="wall seconds, or CPU seconds of the process (steadier on a loaded "
+                   "machine with --threads 1)")
     args = p.parse_args(argv)
     quick = args.quick
     defaults = {"depths": [20] if quick else [20, 56, 110], "batch_size": 16 if quick else 128,

@@ -47,13 +47,19 @@ class Samples:
         }
 
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def interleave(variants: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1,
                sync: Callable[[], None] | None = None,
-               items: Mapping[str, int] | None = None) -> dict[str, Samples]:
+               items: Mapping[str, int] | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> dict[str, Samples]:
     """Time each callable `repeats` times, rotating the order every round (ABC, BCA, CAB, ...).
 
     `warmup` untimed rounds come first (allocators, caches, lazy init). `sync` runs before each
-    clock read (torch.cuda.synchronize on a GPU: launches are asynchronous).
+    clock read (torch.cuda.synchronize on a GPU: launches are asynchronous). `clock`: wall time by
+    default; `time.process_time` (CPU seconds of this process) is steadier on a machine other
+    processes load, with one torch thread (idle OpenMP threads spin and would count).
     """
     names = list(variants)
     sync = sync or (lambda: None)
@@ -65,10 +71,10 @@ def interleave(variants: Mapping[str, Callable[[], Any]], repeats: int, warmup: 
     for r in range(repeats):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
+            start = clock()
             variants[name]()
             sync()
-            out[name].seconds.append(time.perf_counter() - start)
+            out[name].seconds.append(clock() - start)
     return out
 
 

@@ -20,6 +20,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from sdnet import layout, networks
+
 REPO = Path(__file__).resolve().parents[1]
 METRICS_HEADER = ["epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
                   "epoch_seconds", "blocks_computed"]
@@ -39,8 +41,8 @@ def make_run(root: Path, *, dataset: str = "cifar10", depth: int = 110, variant:
     known = VARIANTS.get(variant, ("linear", 0.5))
     survival = survival or known[0]
     p_last = known[1] if p_last is None else p_last
-    arch = arch or ("bottleneck" if depth == 50 else "cifar")
-    folder = root / dataset / f"resnet{depth}" / variant / f"seed{seed}"
+    arch = arch or networks.default_arch(depth)
+    folder = root / layout.run_key(dataset, networks.network_name(depth, arch), variant, seed)
     folder.mkdir(parents=True)
     best_epoch = epochs - 1 if epochs > 1 and val else epochs
     rows = []
@@ -109,7 +111,8 @@ def aggregated_study(root: Path) -> SimpleNamespace:
                            runs=runs, epochs=epochs)
 
 
-RUNS_HEADER = ["dataset", "depth", "arch", "variant", "seed", "survival", "p_last", "augment",
+RUNS_HEADER = ["dataset", "network", "depth", "arch", "variant", "seed", "survival", "p_last",
+               "augment",
                "epochs", "best_epoch", "best_val_error", "test_error_at_best",
                "final_test_error", "train_seconds", "mean_epoch_seconds", "device",
                "mean_blocks_computed"]
@@ -117,9 +120,12 @@ RUNS_HEADER = ["dataset", "depth", "arch", "variant", "seed", "survival", "p_las
 
 def runs_row(dataset: str = "cifar10", depth: int = 110, variant: str = "baseline",
              seed: int = 0, error: float = 6.0, survival: str = "none", p_last: float = 1.0,
-             augment: bool = True, seconds: float = 7500.0, **extra) -> dict:
+             augment: bool = True, seconds: float = 7500.0, arch: str | None = None,
+             **extra) -> dict:
     """One runs.csv row as aggregate() writes it (the columns the report reads)."""
-    row = {"dataset": dataset, "depth": depth, "arch": "cifar", "variant": variant,
+    arch = arch or networks.default_arch(depth)
+    row = {"dataset": dataset, "network": networks.network_name(depth, arch), "depth": depth,
+           "arch": arch, "variant": variant,
            "seed": seed, "survival": survival, "p_last": p_last, "augment": augment,
            "epochs": 100, "best_epoch": 90, "best_val_error": error - 0.5,
            "test_error_at_best": error, "final_test_error": error + 0.1,

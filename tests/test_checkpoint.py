@@ -19,13 +19,13 @@ from sdnet.runfolder import RunState
 def small_model() -> torch.nn.Module:
     torch.manual_seed(0)
     model = models.build_model(8, survival="linear", p_last=0.5)
-    model.seed_gates(3)
+    model.gate.manual_seed(3)
     return model
 
 
 def draws(model: torch.nn.Module) -> tuple:
-    gates = torch.rand(4, generator=model.gate_generator)
-    return (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random(), gates.tolist())
+    return (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random(),
+            model.gate.draw())
 
 
 def test_rng_capture_and_restore_replays_every_generator():
@@ -102,3 +102,21 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temp file left
     assert checkpoint.read_checkpoint(tmp_path / "checkpoint.pt")["fingerprint"] == "fp1"
+
+
+def test_checkpoints_of_the_gate_in_resnet_era_still_fit():
+    """Checkpoints written before sdnet.models became a package (format 1) hold the same
+    parameter order (the optimizer state is indexed by it), the same state-dict keys and the gate
+    generator's state under rng["gates"]: they resume exactly, so the format did not change."""
+    model = small_model()
+    block = ["conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight", "bn2.weight", "bn2.bias"]
+    assert [name for name, _ in model.named_parameters()] == (
+        ["stem.0.weight", "stem.1.weight", "stem.1.bias"]
+        + [f"blocks.{i}.{name}" for i in range(3) for name in block] + ["fc.weight", "fc.bias"])
+    stats = ["running_mean", "running_var", "num_batches_tracked"]
+    assert [name for name, _ in model.named_buffers()] == (
+        [f"stem.1.{s}" for s in stats]
+        + [f"blocks.{i}.{bn}.{s}" for i in range(3) for bn in ("bn1", "bn2") for s in stats])
+    gates = checkpoint.capture_rng(model)["gates"]
+    assert gates.dtype == torch.uint8 and torch.equal(gates, model.gate.generator.get_state())
+    assert checkpoint.CHECKPOINT_FORMAT == 1

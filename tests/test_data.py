@@ -15,10 +15,11 @@ import torch
 from PIL import Image
 
 from sdnet import cli
-from sdnet.data import CLASSES, DeviceLoader, crop_flip, download, load_prepared, make_fake, prepare
+from sdnet.data import DeviceLoader, crop_flip, download, load_prepared, make_fake, prepare
 from sdnet.data.archive import load_pickle
+from sdnet.data.cifar import CIFAR10_CLASSES as CLASSES
 from sdnet.data.download import md5_of
-from sdnet.data.fake import png_mode
+from sdnet.data.fake import image_mode as png_mode
 from sdnet.errors import SdnetError
 
 MEAN, STD = [0.5, 0.4, 0.3], [0.25, 0.2, 0.3]
@@ -93,6 +94,20 @@ def test_download_truncated_archive(cifar10_archive: Path, tmp_path: Path) -> No
     with pytest.raises(SdnetError, match="truncated"):  # even without a checksum
         download("cifar10", tmp_path / "b", url=str(cut), md5="none")
     assert _files(tmp_path / "a") == [] and _files(tmp_path / "b") == []
+
+
+def test_download_without_md5_refuses_a_truncated_zip(tmp_path: Path) -> None:
+    import zipfile
+
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w") as zf:
+        zf.writestr("a/b.txt", b"x" * 5000)
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(whole.read_bytes()[:-40])  # the central directory is written last
+    with pytest.raises(SdnetError, match="truncated or corrupt archive"):
+        download("cifar10", tmp_path / "out", url=str(cut), md5="none")
+    assert _files(tmp_path / "out") == []
+    assert download("cifar10", tmp_path / "ok", url=str(whole), md5="none").is_file()
 
 
 def test_download_md5_none_logs_actual_md5(cinic10_archive: Path, tmp_path: Path,
@@ -277,7 +292,7 @@ def test_cinic_pool_decoding_gives_the_same_bytes(cinic10_archive: Path, prepare
     """Small chunks force the process pool that full-size archives use; the output must not
     depend on it."""
     # The package's `prepare` attribute is the function; the module is reached by its full name.
-    monkeypatch.setattr(importlib.import_module("sdnet.data.cinic"), "DECODE_CHUNK", 64)
+    monkeypatch.setattr(importlib.import_module("sdnet.data.images"), "DECODE_CHUNK", 64)
     prepare("cinic10", cinic10_archive, tmp_path / "pool", workers=2)
     for name in _files(prepared_cinic10):
         assert (tmp_path / "pool" / name).read_bytes() == (prepared_cinic10 / name).read_bytes()
@@ -323,6 +338,27 @@ def test_val_size_zero_and_split_seed(cifar10_archive: Path, tmp_path: Path) -> 
         prepare("cifar10", cifar10_archive, tmp_path / "d", val_size=600)
 
 
+def test_image_size_is_the_data_sets(prepared_cifar10: Path, tmp_path: Path) -> None:
+    """meta.json records it; arrays of another size, or a meta.json claiming one, are refused."""
+    from sdnet.data.prepared import check_split
+
+    assert json.loads((prepared_cifar10 / "meta.json").read_text())["image_size"] == 32
+    with pytest.raises(SdnetError, match=r"x\.npz: images must be uint8 \(N, 64, 64, 3\), got "
+                                         r"uint8 \(2, 32, 32, 3\)"):
+        check_split(np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2, np.int64), "x.npz", 10, 64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in _files(prepared_cifar10):
+        (folder / name).write_bytes((prepared_cifar10 / name).read_bytes())
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "image_size": 64}))
+    with pytest.raises(SdnetError, match="image_size 64, but cifar10 images are 32x32"):
+        load_prepared(folder)
+    del meta["image_size"]  # a folder prepared before meta.json recorded it
+    (folder / "meta.json").write_text(json.dumps(meta))
+    assert load_prepared(folder).train[0].shape[1:] == (32, 32, 3)
+
+
 def test_load_prepared_errors(prepared_cifar10: Path, tmp_path: Path) -> None:
     with pytest.raises(SdnetError, match="sdnet data prepare"):
         load_prepared(tmp_path / "missing")
@@ -335,9 +371,10 @@ def test_load_prepared_errors(prepared_cifar10: Path, tmp_path: Path) -> None:
 
 # --- DeviceLoader ---------------------------------------------------------------------------
 
-def _data(n: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _data(n: int = 50, seed: int = 0, size: tuple[int, int] = (32, 32)
+          ) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return (rng.integers(1, 256, (n, 32, 32, 3), dtype=np.uint8),  # 1..255: padding shows as 0
+    return (rng.integers(1, 256, (n, *size, 3), dtype=np.uint8),  # 1..255: padding shows as 0
             rng.integers(0, 10, n))
 
 
@@ -394,29 +431,37 @@ def test_no_augment_no_shuffle_is_plain_normalisation() -> None:
     assert y.tolist() == labels.tolist()
 
 
-def test_crop_flip_matches_slices_of_zero_padded_image() -> None:
-    images = torch.from_numpy(_data(4)[0]).permute(0, 3, 1, 2)
+@pytest.mark.parametrize("size", [(32, 32), (64, 64), (40, 24)], ids=["32", "64", "40x24"])
+def test_crop_flip_matches_slices_of_zero_padded_image(size: tuple[int, int]) -> None:
+    """Any H x W (Tiny ImageNet's 64x64, and non-square) keeps its size."""
+    h, w = size
+    images = torch.from_numpy(_data(4, size=size)[0]).permute(0, 3, 1, 2)
     padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
     dy, dx = torch.tensor([0, 8, 3, 4]), torch.tensor([8, 0, 5, 4])
     flip = torch.tensor([False, True, True, False])
     out = crop_flip(images, dy, dx, flip)
+    assert out.shape == (4, 3, h, w)
     for i in range(4):
-        crop = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
+        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
         assert torch.equal(out[i], crop.flip(-1) if flip[i] else crop)
     assert torch.equal(out[3], images[3])  # centre crop, no flip: unchanged
     assert (out[0, :, :4] == 0).all()  # dy=0: the top 4 rows are raw-pixel zeros
+    assert (out[1, :, :, -4:] == 0).all()  # dx=0, flipped: the right 4 columns are zeros
 
 
-def test_augmented_batches_are_crops_and_flips_of_their_images() -> None:
+@pytest.mark.parametrize("size", [32, 64])
+def test_augmented_batches_are_crops_and_flips_of_their_images(size: int) -> None:
     """Independent of the implementation: each output is one of the 162 pad-crop-flip variants
-    of its source image, and across an epoch offsets and flips vary."""
-    images, labels = _data(48)
+    of its source image (pad 4, crop back to size x size, flip), and across an epoch offsets
+    and flips vary."""
+    images, labels = _data(48, size=(size, size))
     labels = np.arange(48)  # labels identify the source image
     padded = np.pad(images.transpose(0, 3, 1, 2), ((0, 0), (0, 0), (4, 4), (4, 4)))
-    variants = {(dy, dx, f): padded[:, :, dy:dy + 32, dx:dx + 32][..., ::-1 if f else 1]
+    variants = {(dy, dx, f): padded[:, :, dy:dy + size, dx:dx + size][..., ::-1 if f else 1]
                 for dy in range(9) for dx in range(9) for f in (0, 1)}
     seen = set()
     for x, y in _loader(images, labels).batches(0):
+        assert x.shape[1:] == (3, size, size)
         for raw, k in zip(_raw(x), y.tolist()):
             match = [key for key, crops in variants.items() if np.array_equal(raw, crops[k])]
             assert match, f"image {k} is no crop/flip of its source"
@@ -456,24 +501,6 @@ def test_npz_missing_an_array_is_one_line(prepared_cifar10: Path, tmp_path: Path
     np.savez(folder / "test.npz", images=np.zeros((200, 32, 32, 3), np.uint8))  # no labels
     with pytest.raises(SdnetError, match=r"test\.npz: unreadable.*labels.*sdnet data prepare"):
         load_prepared(folder)
-
-
-# --- data set facts -------------------------------------------------------------------------
-
-def test_spec_facts_agree_with_the_download_table() -> None:
-    from sdnet import spec
-    from sdnet.data import DATASET_INFO, class_names
-
-    assert spec.DATASETS == ("cifar10", "cifar100", "cinic10", "svhn")
-    assert set(spec.DATASET_SPECS) == set(spec.DATASETS) == set(DATASET_INFO)
-    for name, facts in spec.DATASET_SPECS.items():
-        assert facts.name == name and facts.files == DATASET_INFO[name].files
-        assert facts.num_classes == len(class_names(name))
-    assert spec.dataset_spec("svhn").augment is False and spec.dataset_spec("svhn").max_val_size \
-        is None
-    assert spec.dataset_spec("cifar100").title == "CIFAR-100"
-    with pytest.raises(spec.SpecError, match="unknown data set 'mnist'.*cifar100.*svhn"):
-        spec.dataset_spec("mnist")
 
 
 def test_download_prepare_fake_import_no_torch(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from sdnet import cli
-from sdnet.data import class_names, download, fake_prepared, load_prepared, make_fake, prepare
-from sdnet.data.common import CIFAR100_COARSE_CLASSES
+from sdnet.data import download, fake_prepared, get_dataset, load_prepared, make_fake, prepare
+from sdnet.data.cifar import CIFAR100_COARSE_CLASSES
 from sdnet.data.download import md5_of
 from sdnet.errors import SdnetError
 
@@ -58,7 +58,7 @@ def test_torchvision_reads_fake_with_same_pixels_and_labels(
         tv = tv_cifar.CIFAR100(str(tmp_path / "x"), train=train, download=False)
         np.testing.assert_array_equal(tv.data, images)
         np.testing.assert_array_equal(np.asarray(tv.targets), labels)
-        assert tv.classes == list(class_names("cifar100")) == meta["classes"]
+        assert tv.classes == list(get_dataset("cifar100").classes) == meta["classes"]
     raw = pickle.loads((tmp_path / "x/cifar-100-python/train").read_bytes(), encoding="latin1")
     assert set(raw) == {"filenames", "batch_label", "fine_labels", "coarse_labels", "data"}
     assert max(raw["coarse_labels"]) == len(CIFAR100_COARSE_CLASSES) - 1

@@ -11,9 +11,8 @@ import pytest
 import scipy.io
 
 from sdnet import cli
-from sdnet.data import download, fake_prepared, load_prepared, make_fake, prepare
+from sdnet.data import download, fake_prepared, get_dataset, load_prepared, make_fake, prepare
 from sdnet.data.download import md5_of
-from sdnet.data.fake import fake_val_per_class
 from sdnet.errors import SdnetError
 
 FILES = ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat")
@@ -175,8 +174,9 @@ def test_cli_prepare_flags(svhn_fake: Path, tmp_path: Path) -> None:
 
 
 def test_fake_prepared_scales_validation_to_the_fake() -> None:
-    assert fake_val_per_class() == VAL
-    assert fake_val_per_class(12) == {"train": 2, "extra": 1}
+    svhn = get_dataset("svhn")
+    assert svhn.fake_options() == {"val_per_class": VAL}
+    assert svhn.fake_options(12) == {"val_per_class": {"train": 2, "extra": 1}}
 
 
 # --- download -------------------------------------------------------------------------------
@@ -332,7 +332,8 @@ def test_bad_svhn_options(svhn_fake: Path, tmp_path: Path, kwargs: dict, message
 
 
 def test_svhn_options_are_refused_for_other_data_sets(tmp_path: Path) -> None:
-    with pytest.raises(SdnetError, match="svhn only"):
+    with pytest.raises(SdnetError, match="cifar10 takes no use_extra; its split options are "
+                                         "val_size"):
         prepare("cifar10", tmp_path / "x.tar.gz", tmp_path / "out", use_extra=False)
     with pytest.raises(SdnetError, match="train_32x32.mat not found: for svhn --archive is the "
                                          "folder"):

@@ -5,6 +5,7 @@ Pure Python and fast (no Snakemake): the workflow's own dry runs are in test_wor
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import time
@@ -13,12 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdnet import grid, spec
+from sdnet import grid, networks, settings, spec
 from sdnet.errors import SdnetError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "config.yaml"
 PRESETS = {"table1": 30, "fig8": 60, "resnet1202": 6, "no-augmentation": 20}
+# Every shipped config's run folders and `sdnet train` flags, written by the code from before
+# network families joined the run identity (tests/data/, commit d40b84c).
+BEFORE_FAMILIES = ROOT / "tests/data/runs_before_families.txt"
 
 
 def config(overlay: dict | None = None, *extra: dict) -> dict:
@@ -72,8 +76,9 @@ def test_load_config_merges_files_and_fills_defaults(tmp_path: Path) -> None:
     assert [(r.dataset, r.depth, r.variant, r.seed) for r in runs] == [
         ("cifar10", 20, "baseline", 7), ("cifar10", 20, "stochastic", 7)]
     assert runs[0].folder == "runs/cifar10/resnet20/baseline/seed7"
-    assert runs[0].wildcards == {"dataset": "cifar10", "depth": 20, "variant": "baseline",
-                                 "seed": 7}
+    assert runs[0].wildcards == {"dataset": "cifar10", "network": "resnet20",
+                                 "variant": "baseline", "seed": 7}
+    assert (runs[0].network, runs[0].arch) == ("resnet20", "cifar")
 
 
 def test_load_config_errors_are_one_line_naming_the_file(tmp_path: Path) -> None:
@@ -99,10 +104,11 @@ def test_the_schema_is_found_from_any_directory(tmp_path: Path,
 
 
 def test_schema_lists_exactly_the_data_sets_of_spec() -> None:
-    schema = yaml.safe_load((ROOT / grid.SCHEMA_RELPATH).read_text())
+    """The data set parts are generated from the registry (tests/test_data_registry.py)."""
+    schema = grid._load_schema(None)
     assert tuple(schema["$defs"]["dataset_name"]["enum"]) == spec.DATASETS
-    svhn = schema["$defs"]["svhn"]["properties"]["md5"]["propertyNames"]["enum"]
-    assert tuple(svhn) == spec.dataset_spec("svhn").files
+    svhn = schema["properties"]["datasets"]["properties"]["svhn"]["properties"]["md5"]
+    assert tuple(svhn["propertyNames"]["enum"]) == spec.dataset_spec("svhn").file_names
 
 
 # ----------------------------------------------------------------------------- the cascade
@@ -267,6 +273,118 @@ def test_milestones_past_the_last_epoch_warn_once_and_do_not_refuse() -> None:
     assert "cifar10/resnet50/baseline" in warning and "more" in warning
     assert len(grid.runs(cfg)) == 40
     assert config({"train": {"epochs": 3, "milestones": [2]}})["_warnings"] == []
+
+
+# ----------------------------------------------------------------------------- network families
+
+
+def networks_of(cfg: dict) -> list[tuple[str, str]]:
+    """(data set, network) in grid order, each once."""
+    return list(dict.fromkeys((r.dataset, r.network) for r in grid.runs(cfg)))
+
+
+def test_shipped_configs_keep_their_run_folders_and_flags() -> None:
+    """Nothing trained before network families joined a run's identity is retrained: every
+    shipped config gives exactly the run folders and `sdnet train` flags it gave before."""
+    configs = {"config.yaml": [BASE], "config/demo.yaml": [BASE, ROOT / "config/demo.yaml"]}
+    configs.update({f"config/paper/{p.name}": [BASE, p]
+                    for p in sorted((ROOT / "config/paper").glob("*.yaml"))})
+    lines = []
+    for name, files in configs.items():
+        cfg = grid.load_config(files, warn=lambda message: None)
+        lines.append(f"# {name}")
+        lines += [f"{cfg['results_dir']}/{run.folder} {shlex.join(settings.to_flags(run.settings))}"
+                  for run in grid.runs(cfg)]
+    before = BEFORE_FAMILIES.read_text().splitlines()
+    assert len(lines) == len(before) == 178
+    assert lines == before
+
+
+def test_archs_choose_the_families_of_the_grid() -> None:
+    cfg = config({"experiment": {"datasets": ["cifar10", "svhn"], "depths": [50, 110],
+                                 "archs": [None, "preact", "cifar"], "seeds": [0],
+                                 "per_dataset": {"svhn": {"depths": [164],
+                                                          "archs": ["preact-bottleneck"]}}}})
+    assert networks_of(cfg) == [
+        ("cifar10", "resnet50"), ("cifar10", "resnet110"), ("cifar10", "preact-resnet50"),
+        ("cifar10", "preact-resnet110"), ("cifar10", "cifar-resnet50"),
+        ("svhn", "preact-bottleneck-resnet164")]
+    by_folder = {r.folder: r for r in grid.runs(cfg)}
+    assert len(by_folder) == len(grid.runs(cfg)) == 12  # a CIFAR and a bottleneck ResNet-50
+    cifar50 = by_folder["runs/cifar10/cifar-resnet50/stochastic/seed0"]
+    assert (cifar50.depth, cifar50.arch, cifar50.settings["arch"]) == (50, "cifar", "cifar")
+    assert "--arch cifar" in shlex.join(settings.to_flags(cifar50.settings))
+    own = by_folder["runs/cifar10/resnet50/stochastic/seed0"]  # the depth's own: no --arch
+    assert (own.arch, own.settings["arch"]) == ("bottleneck", None)
+    assert "--arch" not in settings.to_flags(own.settings)
+    pre = by_folder["runs/svhn/preact-bottleneck-resnet164/baseline/seed0"]
+    assert (pre.settings["depth"], pre.settings["arch"]) == (164, "preact-bottleneck")
+    assert pre.wildcards["network"] == "preact-bottleneck-resnet164"
+    assert grid.grid_axes(cfg, "svhn")[0] == ["preact-bottleneck-resnet164"]
+
+
+def test_a_family_skips_the_depths_it_has_not() -> None:
+    """bottleneck has 50 but no 110: archs [cifar, bottleneck] trains ResNet-110 once; null
+    and cifar both make resnet110: trained once too."""
+    cfg = config({"experiment": {"datasets": ["cifar10"], "depths": [50, 110],
+                                 "archs": ["cifar", "bottleneck"], "seeds": [0]}})
+    assert [n for _, n in networks_of(cfg)] == ["cifar-resnet50", "resnet110", "resnet50"]
+    cfg = config({"experiment": {"datasets": ["cifar10"], "depths": [110],
+                                 "archs": [None, "cifar"], "seeds": [0]}})
+    assert [r.folder for r in grid.runs(cfg)] == ["runs/cifar10/resnet110/baseline/seed0",
+                                                  "runs/cifar10/resnet110/stochastic/seed0"]
+
+
+def test_the_networks_cascade_is_keyed_by_network_name() -> None:
+    cfg = config({"experiment": {"datasets": ["cifar10"], "depths": [1202],
+                                 "archs": [None, "preact"], "seeds": [0]},
+                  "networks": {"preact-resnet1202": {"epochs": 7, "lr": 0.05}}})
+    settings_of = {r.network: r.settings for r in grid.runs(cfg)}
+    assert (settings_of["resnet1202"]["epochs"], settings_of["resnet1202"]["lr"]) == (300, 0.1)
+    assert (settings_of["preact-resnet1202"]["epochs"],
+            settings_of["preact-resnet1202"]["lr"]) == (7, 0.05)
+    assert grid.run_settings(cfg, "cifar10", "preact-resnet1202", "baseline", 0)["epochs"] == 7
+    assert grid.run_settings(cfg, "cifar10", "1202", "baseline", 0)["epochs"] == 300
+
+
+@pytest.mark.parametrize(("overlay", "expected"), [
+    ({"experiment": {"archs": ["resnext"]}},
+     "experiment.archs[0]: unknown architecture 'resnext'; choose one of "
+     + ", ".join(networks.families())),
+    ({"experiment": {"per_dataset": {"cinic10": {"archs": ["preact", "wide"]}}}},
+     "experiment.per_dataset.cinic10.archs[1]: unknown architecture 'wide'"),
+    ({"experiment": {"depths": [110, 164], "archs": ["bottleneck"]}},
+     ("experiment.depths: depth 110 fits no architecture of archs [bottleneck]; families with "
+      "depth 110: cifar, preact, preact-bottleneck (add one to archs)")),
+    ({"experiment": {"depths": [1001]}},
+     ("experiment.depths: depth 1001 fits no architecture of archs [null (the depth's own)]; "
+      "families with depth 1001: preact-bottleneck")),
+    ({"variants": {"Stochastic": {"survival": "linear"}},
+      "experiment": {"variants": ["stochastic", "Stochastic"]}},
+     ("runs runs/cifar10/resnet50/stochastic/seed0 and runs/cifar10/resnet50/Stochastic/seed0 "
+      "would share one folder on a case-insensitive file system")),
+    ({"networks": {"cifar-resnet110": {"epochs": 3}}},
+     "networks.cifar-resnet110: 'cifar-resnet110' is not a network name: write it 'resnet110'"),
+    ({"networks": {"preact-resnet57": {"epochs": 3}}}, "networks.preact-resnet57: depth 57 fits"),
+    ({"networks": {"resnext-resnet50": {"epochs": 3}}},
+     "networks.resnext-resnet50: unknown architecture 'resnext'"),
+    ({"train": {"arch": "preact"}},
+     ("train.arch: the network family is part of a run's identity (its folder); choose it "
+      "with experiment.archs")),
+    ({"networks": {"resnet152": {"arch": "bottleneck"}}}, "networks.resnet152.arch: the network"),
+    ({"variants": {"stochastic": {"survival": "linear", "sweep": {"arch": ["cifar", None]}}}},
+     "variants.stochastic.sweep.arch: the network family is part of a run's identity"),
+], ids=["unknown-arch", "unknown-arch-per-dataset", "no-family", "no-default-family",
+        "one-folder", "non-canonical-name", "bad-depth-name", "unknown-name-family",
+        "arch-in-train", "arch-in-networks", "arch-swept"])
+def test_family_mistakes_are_refused_in_one_line(overlay: dict, expected: str) -> None:
+    assert expected in refused(overlay)
+
+
+def test_arch_null_from_old_configs_is_still_accepted() -> None:
+    """`arch: null` was the schema's default of train:, so configs may spell it out."""
+    cfg = config({"train": {"arch": None}, "variants": {"baseline": {"arch": None}}})
+    assert "arch" not in cfg["train"] and len(grid.runs(cfg)) == 40
 
 
 # ----------------------------------------------------------------------------- presets, speed

@@ -40,14 +40,16 @@ def test_runs_csv_one_sorted_row_per_run_with_known_numbers(study: SimpleNamespa
 
 def test_runs_csv_flattens_settings_and_final_numbers(study: SimpleNamespace) -> None:
     runs = read_csv(study.runs_csv)
-    for column in ("variant", "dataset", "depth", "arch", "seed", "survival", "p_last", "augment",
+    for column in ("variant", "dataset", "network", "depth", "arch", "seed", "survival", "p_last",
+                   "augment",
                    "epochs", "best_epoch", "best_val_error", "test_error_at_best",
                    "final_test_error", "train_seconds", "mean_epoch_seconds", "parameters",
                    "device", "mean_blocks_computed", "run_dir", "batch_size", "milestones", "lr",
                    "version_torch"):
         assert column in runs.columns, column
-    assert list(runs.columns[:8]) == ["dataset", "depth", "arch", "variant", "seed", "survival",
-                                      "p_last", "augment"]
+    assert list(runs.columns[:9]) == ["dataset", "network", "depth", "arch", "variant", "seed",
+                                      "survival", "p_last", "augment"]
+    assert set(zip(runs.network, runs.arch)) == {("resnet110", "cifar"), ("resnet20", "cifar")}
     first = runs.iloc[0]
     assert first.milestones == "[250,375]"
     assert first.device == "cuda:0" and first.setting_device == "auto"  # used vs asked
@@ -57,7 +59,8 @@ def test_runs_csv_flattens_settings_and_final_numbers(study: SimpleNamespace) ->
 
 def test_epochs_csv_one_row_per_run_epoch(study: SimpleNamespace) -> None:
     epochs = read_csv(study.epochs_csv)
-    assert list(epochs.columns) == ["dataset", "depth", "variant", "seed", *METRICS_HEADER]
+    assert list(epochs.columns) == ["dataset", "network", "depth", "variant", "seed",
+                                    *METRICS_HEADER]
     assert len(epochs) == 11 * 4
     keys = list(zip(epochs.dataset, epochs.depth, epochs.variant, epochs.seed, epochs.epoch))
     assert keys == sorted(keys)
@@ -188,8 +191,8 @@ def _empty_error(rows: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("damage, words", [
-    (_duplicate, ("line 8: run (dataset=cifar10, depth=110, variant=baseline, seed=1) already "
-                  "appears at line 3")),
+    (_duplicate, ("line 8: run (dataset=cifar10, network=resnet110, variant=baseline, seed=1) "
+                  "already appears at line 3")),
     (_text_error, "line 6: test_error_at_best is not a number ('5.3%')"),
     (_unknown_rule, "line 5: variant 'stochastic' has unknown survival rule 'exponential'"),
     (_empty_error, "line 4: test_error_at_best is not a number ('')"),
@@ -217,3 +220,31 @@ def test_good_runs_csv_reads_back_typed(tmp_path: Path) -> None:
     runs = report.read_runs(write_runs_csv(tmp_path / "runs.csv", _good_rows()))
     assert runs.test_error_at_best.dtype.kind == "f" and runs.depth.dtype.kind == "i"
     assert runs.augment.dtype == bool and runs.variant.tolist()[0] == "baseline"
+
+
+# --------------------------------------------------------------------------------------------
+# networks: a run's family is part of its identity
+# --------------------------------------------------------------------------------------------
+
+def test_two_families_at_one_depth_are_two_runs(tmp_path: Path) -> None:
+    """A CIFAR ResNet-50 and the bottleneck ResNet-50 of one seed: two folders, two rows."""
+    folders = [make_run(tmp_path / "runs", depth=50, arch=arch) for arch in ("bottleneck", "cifar")]
+    folders.append(make_run(tmp_path / "runs", depth=110, arch="preact"))
+    assert [f.relative_to(tmp_path / "runs").parts[1] for f in folders] == [
+        "resnet50", "cifar-resnet50", "preact-resnet110"]
+    runs, epochs = report.aggregate(folders, tmp_path / "runs.csv", tmp_path / "epochs.csv")
+    assert list(zip(runs.network, runs.depth, runs.arch)) == [
+        ("cifar-resnet50", 50, "cifar"), ("resnet50", 50, "bottleneck"),
+        ("preact-resnet110", 110, "preact")]
+    assert sorted(set(epochs.network)) == ["cifar-resnet50", "preact-resnet110", "resnet50"]
+    back = report.read_runs(tmp_path / "runs.csv")
+    assert back.network.tolist() == runs.network.tolist()
+
+
+def test_a_runs_csv_from_before_network_names_reads_back(tmp_path: Path) -> None:
+    rows = _good_rows()
+    for row in rows:
+        del row["network"]
+    rows[0]["depth"], rows[0]["arch"] = 50, "cifar"
+    runs = report.read_runs(write_runs_csv(tmp_path / "runs.csv", rows))
+    assert runs.network.tolist() == ["cifar-resnet50"] + ["resnet110"] * 5

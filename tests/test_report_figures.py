@@ -116,3 +116,40 @@ def test_sweep_rows_need_two_p_last_values_of_one_rule(tmp_path: Path) -> None:
     with pytest.raises(SdnetError, match="two or more p_L values of one survival rule"):
         report.plot_p_last_figure(runs_csv, tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+def test_a_pre_activation_sweep_gets_no_paper_star(tmp_path: Path) -> None:
+    """The paper trained the CIFAR ResNet-110 only: its Fig. 8 point is not a pre-act one's."""
+    rows = sweep_rows(4)
+    for row in rows:
+        row.update(arch="preact", network="preact-resnet110")
+    fig = report.plot_p_last_figure(write_runs_csv(tmp_path / "runs.csv", rows), tmp_path / "f")
+    (ax,) = fig.axes
+    assert ax.get_title() == "CIFAR-10, Pre-act ResNet-110"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["linear decay", "constant depth"]  # no "Huang et al. 2016"
+
+
+def test_one_panel_per_network(tmp_path: Path) -> None:
+    """A CIFAR and a bottleneck ResNet-50: two panels, each named."""
+    from report_runs import make_run
+
+    folders = [make_run(tmp_path / "runs", depth=50, arch=arch, variant=v, seed=s)
+               for arch in ("bottleneck", "cifar") for v in ("baseline", "stochastic")
+               for s in range(2)]
+    runs_csv, epochs_csv = tmp_path / "runs.csv", tmp_path / "epochs.csv"
+    report.aggregate(folders, runs_csv, epochs_csv)
+    fig = report.plot_test_error_curves(report.read_runs(runs_csv), report.read_epochs(epochs_csv))
+    assert [ax.get_title() for ax in fig.axes] == ["CIFAR-10, ResNet-50",
+                                                   "CIFAR-10, CIFAR ResNet-50"]
+    assert all(len(ax.get_lines()) == 2 for ax in fig.axes)
+
+
+def test_an_epochs_csv_from_before_network_names_draws_the_same(study: SimpleNamespace) -> None:
+    runs, epochs = report.read_runs(study.runs_csv), report.read_epochs(study.epochs_csv)
+    new = report.plot_test_error_curves(runs, epochs)
+    old = report.plot_test_error_curves(runs, epochs.drop(columns="network"))
+    assert [ax.get_title() for ax in old.axes] == [ax.get_title() for ax in new.axes]
+    for new_ax, old_ax in zip(new.axes, old.axes):
+        assert [list(line.get_ydata()) for line in new_ax.get_lines()] == \
+            [list(line.get_ydata()) for line in old_ax.get_lines()]

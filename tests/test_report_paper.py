@@ -49,3 +49,13 @@ def test_no_match_for_other_data_sets_depths_or_families() -> None:
     assert report.paper_test_error("cifar10", 56, "none", 1.0) is None
     assert report.paper_test_error("svhn", 152, "none", 1.0, False, arch="bottleneck") is None
     assert report.paper_test_error("svhn", 152, "none", 1.0, False, arch="cifar") == 1.80
+
+
+def test_the_paper_trained_the_cifar_family_only() -> None:
+    """A pre-activation or bottleneck network of a depth the paper reports gets no number."""
+    assert report.paper_test_error("cifar10", 110, "none", 1.0, True, arch="cifar") == 6.41
+    assert report.paper_test_error("cifar10", 110, "none", 1.0, True) == 6.41  # its own family
+    for arch in ("preact", "preact-bottleneck"):
+        assert report.paper_test_error("cifar10", 110, "none", 1.0, True, arch=arch) is None
+    assert report.paper_test_error("cifar10", 1202, "linear", 0.5, True, arch="preact") is None
+    assert {entry.arch for entry in report.PAPER_RESULTS} == {"cifar"}

@@ -19,9 +19,9 @@ from report_runs import (
     write_runs_csv,
 )
 
-from sdnet import report
+from sdnet import networks, report
 from sdnet.errors import SdnetError
-from sdnet.report import stats
+from sdnet.report import names, stats
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +101,16 @@ def test_pretty_names() -> None:
     assert report.dataset_name("mnist") == "mnist"
     assert report.network_name(110, "cifar") == "ResNet-110"
     assert report.network_name(50, "bottleneck") == "ResNet-50"
-    assert report.network_name(50, "cifar") == "ResNet-50 (basic blocks)"
-    assert report.network_name(152, "bottleneck") == "ResNet-152 (bottleneck)"
+    assert report.network_name(50, "cifar") == "CIFAR ResNet-50"
+    assert report.network_name(152, "bottleneck") == "Bottleneck ResNet-152"
+    assert report.network_name(110, "preact") == "Pre-act ResNet-110"
+    assert report.network_name(164, "preact-bottleneck") == "Pre-act bottleneck ResNet-164"
+    assert names.network_title("preact-bottleneck-resnet164") == "Pre-act bottleneck ResNet-164"
+    assert names.network_title("resnet50") == "ResNet-50"
+    # every registered family at a depth it has gets a name of its own
+    titles = {names.network_name(d, f) for f in networks.families()
+              for d in networks.family(f).examples}
+    assert len(titles) == sum(len(networks.family(f).examples) for f in networks.families())
 
 
 def test_per_seed_tables_list_every_run(study: SimpleNamespace) -> None:
@@ -245,7 +253,44 @@ def test_tables_read_the_given_comparisons(tmp_path: Path) -> None:
     report.render_tables(runs_csv, tmp_path / "t", comparisons)
     assert "$-9.99$$^{*}$ \\\\ $[-10.50, -9.50]$" in (tmp_path / "t" / "summary.tex").read_text()
     (tmp_path / "bad.csv").write_text("dataset,variant\ncifar10,x\n")
-    with pytest.raises(SdnetError, match="expected dataset, depth, variant"):
+    with pytest.raises(SdnetError, match="expected dataset, network, depth, variant"):
         report.render_tables(runs_csv, tmp_path / "u", tmp_path / "bad.csv")
     assert not (tmp_path / "u").exists()
     assert stats.COMPARISON_COLUMNS[0] == "dataset"
+
+
+def test_networks_of_one_depth_are_rows_of_their_own(tmp_path: Path) -> None:
+    """CIFAR-10 at depth 110 in two families and at depth 50 in two: four rows, each named; the
+    paper's numbers only beside the ResNet-110 the paper trained (not the pre-act one)."""
+    rows = []
+    for depth, arch, error in ((110, None, 6.0), (110, "preact", 5.5), (50, None, 7.0),
+                               (50, "cifar", 8.0)):
+        rows += [runs_row(depth=depth, arch=arch, seed=s, error=error + 0.1 * s)
+                 for s in range(2)]
+        rows += [runs_row(depth=depth, arch=arch, variant="stochastic", seed=s,
+                          error=error - 1 + 0.1 * s, survival="linear", p_last=0.5)
+                 for s in range(2)]
+    runs_csv = write_runs_csv(tmp_path / "runs.csv", rows)
+    frame = report.write_comparisons(runs_csv, tmp_path / "comparisons.csv")
+    assert frame.network.tolist() == ["resnet50", "cifar-resnet50", "resnet110",
+                                      "preact-resnet110"]
+    report.render_tables(runs_csv, tmp_path, tmp_path / "comparisons.csv")
+    header, *body = markdown_table((tmp_path / "summary.md").read_text())
+    lines = {cells[1]: dict(zip(header, cells)) for cells in body}
+    assert list(lines) == ["ResNet-50", "CIFAR ResNet-50", "ResNet-110", "Pre-act ResNet-110"]
+    assert lines["ResNet-110"]["baseline: paper"] == "6.41"
+    assert lines["Pre-act ResNet-110"]["baseline: paper"] == "--"
+    assert lines["Pre-act ResNet-110"]["baseline: error (n = 2)"] == "5.55 ± 0.07"
+    assert lines["CIFAR ResNet-50"]["stochastic: diff. [95% CI]"].startswith("-1.00")
+
+
+def test_comparisons_from_before_network_names_still_render(tmp_path: Path) -> None:
+    runs_csv = write_runs_csv(tmp_path / "runs.csv", _wide_rows())
+    frame = report.write_comparisons(runs_csv, tmp_path / "comparisons.csv")
+    frame.drop(columns="network").to_csv(tmp_path / "old.csv", index=False)
+    old = report.read_comparisons(tmp_path / "old.csv")
+    assert old.network.tolist() == frame.network.tolist()
+    report.render_tables(runs_csv, tmp_path / "t", tmp_path / "old.csv")
+    assert (tmp_path / "t" / "summary.md").read_text() == \
+        report.render_tables(runs_csv, tmp_path / "u", tmp_path / "comparisons.csv")[
+            "summary.md"].read_text()

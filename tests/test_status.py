@@ -15,26 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdnet import runfolder, status
+from sdnet import runfolder, settings, status
 
 ROOT = Path(__file__).resolve().parents[1]
 SDNET = Path(sys.executable).with_name("sdnet")
-
-
-def _flags(settings: dict) -> list[str]:
-    """A run's settings as `sdnet train` flags, as the workflow passes them (None = default)."""
-    args: list[str] = []
-    for name in sorted(settings):
-        value, flag = settings[name], "--" + name.replace("_", "-")
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            args.append(flag if value else f"--no-{name.replace('_', '-')}")
-        elif isinstance(value, list):
-            args += [flag, *map(str, value)]
-        else:
-            args += [flag, str(value)]
-    return args
 
 
 def _grid(tmp_path: Path) -> Path:
@@ -57,7 +41,7 @@ def _grid(tmp_path: Path) -> Path:
 def _train(run, data: Path, results: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(SDNET), "train", "--data", str(data), "--out", str(results / run.folder),
-         *_flags(run.settings)],
+         *settings.to_flags(run.settings)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -125,9 +109,10 @@ def test_status_of_a_grid_with_real_trainers(tmp_path: Path, prepared_cifar10: P
                          check=True).stdout
     objects = json.loads(out)
     assert len(objects) == 4
-    needed = {"dataset", "depth", "variant", "seed", "state", "epochs_done", "epochs",
-              "best_val_error", "test_error", "eta_seconds"}
+    needed = {"dataset", "network", "arch", "depth", "variant", "seed", "state", "epochs_done",
+              "epochs", "best_val_error", "test_error", "eta_seconds"}
     assert all(needed <= set(obj) for obj in objects)
+    assert {(o["network"], o["arch"], o["depth"]) for o in objects} == {("resnet8", "cifar", 8)}
     assert sorted(o["state"] for o in objects) == ["done", "interrupted", "not started",
                                                    "not started"]
 
@@ -138,8 +123,8 @@ def test_status_of_a_grid_with_real_trainers(tmp_path: Path, prepared_cifar10: P
     mine = tmp_path / "mine" / "my-run"
     shutil.copytree(results / run["quick", 0].folder, mine)
     [found] = status.folder_rows(tmp_path / "mine")
-    assert (found.dataset, found.depth, found.variant, found.seed, found.state) == (
-        "cifar10", 8, "quick", 0, "done")
+    assert (found.dataset, found.network, found.arch, found.depth, found.variant, found.seed,
+            found.state) == ("cifar10", "resnet8", "cifar", 8, "quick", 0, "done")
 
 
 def test_status_outside_a_checkout_is_one_line(tmp_path: Path) -> None:
@@ -155,13 +140,13 @@ def test_status_outside_a_checkout_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--configfile applies only without --results" in proc.stderr
 
 
-def _fake_run_folders(results: Path, count: int) -> list[Path]:
+def _fake_run_folders(results: Path, count: int, network: str = "resnet110") -> list[Path]:
     """`count` finished run folders written with the trainer's own writers."""
     row = {"epoch": 1, "lr": 0.1, "train_loss": 1.0, "train_error": 50.0, "val_error": 40.0,
            "test_error": 41.0, "epoch_seconds": 2.0, "blocks_computed": 1.0}
     folders = []
     for i in range(count):
-        folder = results / "runs" / "cifar10" / "resnet110" / f"v{i % 10}" / f"seed{i // 10}"
+        folder = results / "runs" / "cifar10" / network / f"v{i % 10}" / f"seed{i // 10}"
         folder.mkdir(parents=True)
         runfolder.write_metrics(folder, [dict(row, epoch=e) for e in range(1, 4)])
         if i % 2:
@@ -183,3 +168,30 @@ def test_status_reads_a_thousand_run_folders_quickly(tmp_path: Path) -> None:
     summary = status.totals(rows)
     assert summary.states == {"done": 500, "interrupted": 500}
     assert summary.hours_spent == pytest.approx(1000 * 6.0 / 3600)
+
+
+def test_status_tells_networks_of_one_depth_apart(tmp_path: Path) -> None:
+    """A CIFAR and a bottleneck ResNet-50, and a pre-activation ResNet-110: one row each, named
+    by their network, from the folders alone and from a config that chooses the families."""
+    results = tmp_path / "results"
+    for network in ("resnet50", "cifar-resnet50", "preact-resnet110"):
+        _fake_run_folders(results, 2, network)
+    rows = status.folder_rows(results)
+    assert [(r.network, r.arch, r.depth, r.seed) for r in rows if r.variant == "v0"] == [
+        ("cifar-resnet50", "cifar", 50, 0), ("resnet50", "bottleneck", 50, 0),
+        ("preact-resnet110", "preact", 110, 0)]
+    view = status.render(rows)
+    assert " cifar-resnet50 " in view and " preact-resnet110 " in view
+
+    overlay = tmp_path / "families.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "results_dir": str(results),
+        "experiment": {"datasets": ["cifar10"], "depths": [50, 110], "archs": [None, "preact"],
+                       "variants": ["v0"], "seeds": [0]},
+        "variants": {"v0": {"survival": "none", "p_last": 1.0}}}))
+    rows = status.grid_rows([ROOT / "config.yaml", overlay])
+    assert [(r.network, r.arch, r.state) for r in rows] == [
+        ("resnet50", "bottleneck", "interrupted"), ("resnet110", "cifar", "not started"),
+        ("preact-resnet50", "preact", "not started"), ("preact-resnet110", "preact", "interrupted")]
+    listed = json.loads(status.as_json(rows))
+    assert [o["network"] for o in listed][:2] == ["resnet50", "resnet110"]

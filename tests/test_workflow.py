@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from sdnet import runfolder
+from sdnet.data.registry import dataset_names
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "config.yaml", "config", "workflow", "profiles", "slurm")
@@ -214,8 +215,7 @@ def test_parse_imports_neither_torch_nor_pandas(workdir: Path) -> None:
     ({"variants": {"stochastic": {"p_last": 1.5}}},
      "variants.stochastic.p_last: 1.5 is greater than the maximum of 1"),
     ({"experiment": {"datasets": ["cifar10", "imagenet"]}},
-     ("experiment.datasets[1]: 'imagenet' is not one of ['cifar10', 'cifar100', 'cinic10', "
-     "'svhn']")),
+     f"experiment.datasets[1]: 'imagenet' is not one of {list(dataset_names())}"),
     ({"train": {"lr": "fast"}}, "train.lr: 'fast' is not of type 'number'"),
     ({"experiment": {"variants": ["baseline", "uniform"]}},
      "experiment.variants lists 'uniform', which is not defined under variants"),
@@ -223,7 +223,10 @@ def test_parse_imports_neither_torch_nor_pandas(workdir: Path) -> None:
      "variants.stochastic.sweep.p_last: [0.5, 0.5] has non-unique elements"),
     ({"datasets": {"cifar10": {"url": "ftp://mirror/cifar-10-python.tar.gz"}}},
      "datasets.cifar10.url: unknown URL scheme 'ftp'"),
-], ids=["typo", "depth57", "p_last", "dataset", "type", "undefined-variant", "sweep", "url"])
+    ({"experiment": {"archs": ["resnext"]}},
+     "experiment.archs[0]: unknown architecture 'resnext'; choose one of cifar, bottleneck"),
+], ids=["typo", "depth57", "p_last", "dataset", "type", "undefined-variant", "sweep", "url",
+        "arch"])
 def test_bad_config_stops_before_any_job(workdir: Path, overlay: dict, expected: str) -> None:
     result = snakemake(workdir, "--cores", "1", "--configfile", write_overlay(workdir, "bad.yaml",
                                                                              overlay))
@@ -264,14 +267,14 @@ def test_cascade_sweeps_and_new_data_sets_in_the_train_flags(workdir: Path) -> N
     assert counts["train_run"] == 9 and counts["download_dataset"] == 4
     assert counts["plot_p_last_sweep"] == 1  # two p_L values of the linear rule
     train = jobs_of(output, "train_run")
-    assert set(train) == {f"dataset={d}, depth={n}, variant={v}, seed=0"
+    assert set(train) == {f"dataset={d}, network=resnet{n}, variant={v}, seed=0"
                           for d, n in (("cifar10", 20), ("cifar10", 1202), ("svhn", 152))
                           for v in ("baseline", "linear-p_last0.2", "linear-p_last0.5")}
     for key, block in train.items():
         if "svhn" in key:  # the data set's schedule, no augmentation by default
             assert "--epochs 50 " in block and "--milestones 30 35 " in block
             assert "--no-augment " in block
-        elif "depth=1202" in key:  # the network's schedule
+        elif "network=resnet1202" in key:  # the network's schedule
             assert "--epochs 300 " in block and "--milestones 150 225 " in block
             assert "--warmup-epochs 10 " in block and "--augment " in block
         else:
@@ -288,6 +291,28 @@ def test_cascade_sweeps_and_new_data_sets_in_the_train_flags(workdir: Path) -> N
     assert "--val-per-class-extra 200 --val-per-class-train 400 " in prepare
     warnings = [line for line in output.splitlines() if "Config warning" in line]
     assert len(warnings) == 1 and "cifar10/resnet20/baseline" in warnings[0], warnings
+
+
+def test_network_families_in_the_run_folders_and_flags(workdir: Path) -> None:
+    """archs: a CIFAR ResNet-50 beside the bottleneck ResNet-50, and a pre-activation
+    ResNet-110 with its own networks entry: distinct folders, logs and --arch flags."""
+    overlay = write_overlay(workdir, "families.yaml", {
+        "experiment": {"datasets": ["cifar10"], "depths": [50, 110], "seeds": [0],
+                       "archs": [None, "cifar", "preact"], "variants": ["stochastic"]},
+        "networks": {"preact-resnet110": {"epochs": 7}}})
+    output = run_ok(workdir, "-n", "-p", "--configfile", overlay)
+    train = jobs_of(output, "train_run")
+    networks = ["resnet50", "resnet110", "cifar-resnet50", "preact-resnet50", "preact-resnet110"]
+    assert set(train) == {f"dataset=cifar10, network={n}, variant=stochastic, seed=0"
+                          for n in networks}
+    for network, block in ((n, train[f"dataset=cifar10, network={n}, variant=stochastic, "
+                                     "seed=0"]) for n in networks):
+        assert f"results/runs/cifar10/{network}/stochastic/seed0/summary.json" in block
+        assert f"results/logs/train_run/cifar10/{network}/stochastic/seed0.log" in block
+        arch = {"cifar-resnet50": "cifar", "preact-resnet50": "preact",
+                "preact-resnet110": "preact"}.get(network)
+        assert (f"--arch {arch} " in block) if arch else ("--arch" not in block), block
+        assert (f"--epochs {7 if network == 'preact-resnet110' else 500} ") in block
 
 
 @pytest.mark.parametrize(("preset", "jobs"), [
@@ -315,8 +340,8 @@ def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
     with open(out / "metrics/runs.csv", newline="") as handle:
         runs = list(csv.DictReader(handle))
     assert len(runs) == DEMO_RUNS
-    assert {(r["dataset"], r["depth"], r["variant"]) for r in runs} == {
-        (d, n, v) for d in ("cifar10", "cinic10") for n in ("8", "20")
+    assert {(r["dataset"], r["network"], r["depth"], r["variant"]) for r in runs} == {
+        (d, f"resnet{n}", n, v) for d in ("cifar10", "cinic10") for n in ("8", "20")
         for v in ("baseline", "stochastic")}
     summary = json.loads((out / "runs/cinic10/resnet20/stochastic/seed1/summary.json").read_text())
     assert summary["epochs"] == 6 and summary["survival"] == "linear"
@@ -336,9 +361,9 @@ def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
     with open(out / "metrics/comparisons.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         comparisons = list(reader)
-    assert reader.fieldnames == ["dataset", "depth", "variant", "reference", "n", "n_reference",
-                                 "mean", "mean_reference", "diff", "ci_low", "ci_high",
-                                 "p_value", "p_holm"]
+    assert reader.fieldnames == ["dataset", "network", "depth", "variant", "reference", "n",
+                                 "n_reference", "mean", "mean_reference", "diff", "ci_low",
+                                 "ci_high", "p_value", "p_holm"]
     assert sorted((c["dataset"], c["depth"], c["variant"], c["reference"], c["n"])
                   for c in comparisons) == [(d, n, "stochastic", "baseline", "2")
                                             for d in ("cifar10", "cinic10") for n in ("20", "8")]
@@ -383,7 +408,8 @@ def test_adding_a_seed_trains_only_the_new_runs(demo: tuple[Path, str, float]) -
     overlay = write_overlay(wd, "seed.yaml", {"experiment": {"seeds": [0, 1, 2]}})
     output = run_ok(wd, "-n", *DEMO, overlay)
     assert job_counts(output)["train_run"] == DEMO_RUNS // 2
-    seeds = re.findall(r"wildcards: dataset=\w+, depth=\d+, variant=\w+, seed=(\d+)", output)
+    seeds = re.findall(r"wildcards: dataset=\w+, network=[\w-]+, variant=\w+, seed=(\d+)",
+                       output)
     assert seeds == ["2"] * (DEMO_RUNS // 2)
     assert job_counts(output)["aggregate_metrics"] == 1
 
@@ -401,7 +427,7 @@ def test_deleting_one_summary_retrains_only_that_run(demo: tuple[Path, str, floa
     counts = job_counts(output)
     assert counts == {"train_run": 1, "aggregate_metrics": 1, "compare_variants": 1,
                       "plot_figures": 1, "render_tables": 1, "all": 1}
-    assert "wildcards: dataset=cifar10, depth=8, variant=baseline, seed=1" in output
+    assert "wildcards: dataset=cifar10, network=resnet8, variant=baseline, seed=1" in output
 
 
 # CIFAR-100 and SVHN fakes through the real rules (one tiny run each; SVHN without extra).

@@ -7,7 +7,9 @@ channels_last, the training step `sdnet.train.run_epoch` (stochastic depth drawi
 in training, so the blocks it skips are skipped here too) and the evaluation pass
 `sdnet.train.evaluate` at the trainer's evaluation batch, on random images of the data set's
 size and classes (speed does not depend on the pixels). Two warm-up steps are timed apart: their
-extra time (allocation, cuDNN autotuning) is paid once per attempt, not per epoch. The epoch's
+extra time (allocation, cuDNN autotuning) is paid once per attempt, not per epoch. Then rounds
+of up to an epoch's steps (and evaluation passes) until the budget is spent, at least 3: the
+median round counts, so a passing load spike on a shared machine does not. The epoch's
 checkpoint write is timed too.
 
 The projection per epoch: training steps x step time + evaluated images x time per image +
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +40,8 @@ from sdnet.settings import TrainConfig, check_config
 MIN_STEPS = 5
 MAX_STEPS = 200
 WARMUP_STEPS = 2
+ROUNDS = 7  # timed rounds at most (the median counts)
+MIN_ROUNDS = 3
 
 
 def _config(settings: dict, device: str) -> TrainConfig:
@@ -80,7 +85,7 @@ def _measure(config: TrainConfig, train_images: int, eval_images: int, image_siz
     rng = np.random.default_rng(0)
     model = trainer.build_model(config, torch_device, num_classes)
     optimizer, _ = trainer.build_optimizer(model, config)
-    model.set_epoch(config.epochs // 2, config.epochs)  # epoch-linear: its mean survival
+    model.gate.set_epoch(config.epochs // 2, config.epochs)  # epoch-linear: its mean survival
     batch = config.batch_size
 
     def steps(count: int, epoch: int) -> float:
@@ -92,18 +97,30 @@ def _measure(config: TrainConfig, train_images: int, eval_images: int, image_siz
             raise SdnetError(f"calibration step failed: {err}") from None
 
     warm = steps(WARMUP_STEPS, 0)
+    # Rounds of at most an epoch's steps until the budget is spent; the median round's step
+    # time (a shared machine's passing load spikes skew a mean).
     per_epoch = max(1, math.ceil(train_images / batch))
     count = min(per_epoch, MAX_STEPS,
-                max(MIN_STEPS, math.ceil(budget_seconds / max(warm / WARMUP_STEPS, 1e-4))))
-    step = steps(count, 1) / count
+                max(MIN_STEPS, math.ceil(budget_seconds / ROUNDS
+                                         / max(warm / WARMUP_STEPS, 1e-4))))
+    rounds, spent = [], 0.0
+    while len(rounds) < ROUNDS and (spent < budget_seconds or len(rounds) < MIN_ROUNDS):
+        seconds = steps(count, 1 + len(rounds))
+        rounds.append(seconds / count)
+        spent += seconds
+    step = statistics.median(rounds)
 
     eval_batch = trainer.EVAL_BATCH[torch_device.type]
     probe = _loader(max(1, min(eval_images, eval_batch)), image_size, num_classes, eval_batch,
                     torch_device, config, False, rng)
     trainer.evaluate(model, probe, config, torch_device)  # warm-up
-    start = time.perf_counter()
-    trainer.evaluate(model, probe, config, torch_device)
-    per_image = (time.perf_counter() - start) / probe.num_samples
+    passes, spent = [], 0.0
+    while len(passes) < ROUNDS and (spent < budget_seconds / 4 or len(passes) < MIN_ROUNDS):
+        start = time.perf_counter()
+        trainer.evaluate(model, probe, config, torch_device)
+        passes.append(time.perf_counter() - start)
+        spent += passes[-1]
+    per_image = statistics.median(passes) / probe.num_samples
 
     with tempfile.TemporaryDirectory(prefix="sdnet-calibrate-") as tmp:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
@@ -113,7 +130,7 @@ def _measure(config: TrainConfig, train_images: int, eval_images: int, image_siz
     return Calibration(step_seconds=step, eval_image_seconds=per_image,
                        checkpoint_seconds=saved, warmup_seconds=max(warm - WARMUP_STEPS * step,
                                                                     0.0),
-                       steps_timed=count)
+                       steps_timed=count * len(rounds))
 
 
 def device_label(device: str) -> tuple[str, str]:

@@ -12,15 +12,17 @@ import io
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
 from sdnet.runfolder import CHECKPOINT, FINAL_STATE, RunState
+
+if TYPE_CHECKING:
+    from sdnet.models import GatedNetwork
 
 CHECKPOINT_FORMAT = 1
 FINAL_STATE_FORMAT = 1
@@ -45,8 +47,11 @@ def checkpoint_path(out: Path) -> Path:
 # ----------------------------------------------------------------------------- RNG state
 
 
-def capture_rng(model: nn.Module) -> dict:
-    """Every RNG a run touches, as tensors and plain types (loadable with weights_only=True)."""
+def capture_rng(model: GatedNetwork) -> dict:
+    """Every RNG a run touches, as tensors and plain types (loadable with weights_only=True).
+
+    `"gates"` is the gate generator's state, the same entry as before the gate had a module of
+    its own, so checkpoints written by earlier versions resume exactly."""
     np_state = np.random.get_state()
     py_version, py_state, py_gauss = random.getstate()
     state = {
@@ -56,21 +61,21 @@ def capture_rng(model: nn.Module) -> dict:
                   "cached_gaussian": float(np_state[4])},
         "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
                    "gauss_next": py_gauss},
-        "gates": model.gate_generator.get_state(),
+        "gates": model.gate.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def restore_rng(state: dict, model: nn.Module) -> None:
+def restore_rng(state: dict, model: GatedNetwork) -> None:
     torch.set_rng_state(state["torch"])
     npy = state["numpy"]
     np.random.set_state((npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
                          npy["has_gauss"], npy["cached_gaussian"]))
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
-    model.gate_generator.set_state(state["gates"])
+    model.gate.set_rng_state(state["gates"])
     if "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"][:torch.cuda.device_count()]
         torch.cuda.set_rng_state_all(cuda_states)
@@ -79,7 +84,7 @@ def restore_rng(state: dict, model: nn.Module) -> None:
 # ----------------------------------------------------------------------------- the file
 
 
-def save_checkpoint(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+def save_checkpoint(out: Path, model: GatedNetwork, optimizer: torch.optim.Optimizer,
                     scheduler: Any, state: RunState, fp: str, settings: dict) -> None:
     atomic_torch_save({
         "format": CHECKPOINT_FORMAT,
@@ -109,7 +114,7 @@ def read_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def load_checkpoint(ckpt: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
+def load_checkpoint(ckpt: dict, model: GatedNetwork, optimizer: torch.optim.Optimizer,
                     scheduler: Any) -> RunState:
     """Put weights, optimizer, scheduler and RNGs back; return the history and best-so-far."""
     model.load_state_dict(ckpt["model"])

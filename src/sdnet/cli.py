@@ -11,32 +11,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdnet import __version__, spec
+from sdnet import __version__, networks, settings, spec
 from sdnet.errors import SdnetError
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_positive_int = settings.int_at_least(1)
+_non_negative_int = settings.int_at_least(0)
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
-    """Shows each flag's default, unless it is None or the help text already speaks of it."""
+    """Shows each flag's default, unless the help text already speaks of it (a None default's
+    help says what it means)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if (action.default is None or action.default is False  # 0 is a default to show
+        if (action.default is None  # its help says what None means
                 or action.default == argparse.SUPPRESS or "default" in text
-                or not action.option_strings):
+                or action.required or not action.option_strings):
             return text
         return f"{text} (default: %(default)s)".lstrip()
 
@@ -44,58 +34,14 @@ class _DefaultsFormatter(argparse.HelpFormatter):
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train one network (one dataset x depth x variant x seed)",
+        help="train one network (one dataset x network x variant x seed)",
         description="Train one ResNet with or without stochastic depth. Defaults are the paper's "
         "CIFAR setup (SGD, batch 128, 500 epochs, lr 0.1 /10 after 250 and 375, wd 1e-4, "
-        "Nesterov momentum 0.9). Started again on the same --out folder, it resumes.",
+        "Nesterov momentum 0.9). Started again on the same --out folder, it resumes. The flags "
+        "are sdnet.settings.TrainConfig's fields, declared there once.",
         formatter_class=_DefaultsFormatter,
     )
-    p.add_argument("--data", type=Path, required=True, help="folder written by `sdnet data prepare`")
-    p.add_argument("--dataset", choices=spec.DATASETS, required=True)
-    p.add_argument("--depth", type=int, required=True, help=spec.valid_depths_text())
-    p.add_argument("--arch", choices=spec.ARCHS, default=None,
-                   help="network family (default: from the depth, see sdnet.spec)")
-    p.add_argument("--shortcut", choices=("A", "B"), default="A",
-                   help="CIFAR ResNet transition shortcut: A = avg-pool + zero channels (paper), "
-                   "B = 1x1 conv + BN")
-    p.add_argument("--survival", choices=spec.SURVIVAL_RULES, default="linear",
-                   help="none = constant depth; linear = Eq. 4 of the paper; uniform = p_L for "
-                   "every block; epoch-linear = the seed tutorial's reading (not the paper's)")
-    p.add_argument("--p-last", type=float, default=0.5, help="survival probability p_L of the last block")
-    p.add_argument("--variant", default=None, help="label stored with the results (default: the rule)")
-    p.add_argument("--seed", type=_non_negative_int, default=0,
-                   help="initialisation, gates, shuffling and augmentation")
-    p.add_argument("--epochs", type=_positive_int, default=500, help="training epochs")
-    p.add_argument("--batch-size", type=_positive_int, default=128, help="training batch")
-    p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate")
-    p.add_argument("--milestones", type=_positive_int, nargs="*", default=[250, 375],
-                   help="epochs after which the lr is multiplied by --gamma")
-    p.add_argument("--gamma", type=float, default=0.1, help="lr factor at each milestone")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (dampening 0)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 weight decay")
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
-                   help="Nesterov momentum")
-    p.add_argument("--warmup-epochs", type=_non_negative_int, default=0,
-                   help="epochs at lr/10 before the schedule (the paper's ResNet-1202 recipe: 10)")
-    p.add_argument("--limit-train", type=_positive_int, default=None,
-                   help="use only the first N training images (quick runs)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="pad-4 random crop + horizontal flip of the training images (default: the "
-                   "data set's: on for the CIFAR sets and CINIC-10, off for SVHN)")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                   help="bf16 autocast on CUDA and on CPUs with native bf16 (avx512_bf16/AMX); "
-                   "elsewhere float32")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="channels_last memory format for model and inputs (faster on CUDA and on CPU)")
-    p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--restart", action="store_true",
-                   help="discard any checkpoint in --out and start over")
-    p.add_argument("--on-mismatch", choices=("error", "restart"), default="error",
-                   help="what to do with a checkpoint written with other settings (the workflow "
-                   "uses restart: a rerun caused by changed settings starts clean)")
-    p.add_argument("--log-every", type=_non_negative_int, default=0,
-                   help="also log every N steps (0: once per epoch)")
+    settings.add_train_arguments(p)
     p.set_defaults(func=_cmd_train)
 
     def one_line_error(message: str) -> None:
@@ -108,26 +54,33 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from sdnet import train
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("func", "command", "data_command",
-                                                                "report_command")}
-    spec.resolve_arch(args.depth, args.arch)
-    spec.check_survival(args.survival, args.p_last)
-    train.train(train.TrainConfig(**fields))
+    config = settings.from_arguments(args)
+    networks.resolve_arch(config.depth, config.arch)
+    spec.check_survival(config.survival, config.p_last)
+    train.train(config)
     return 0
+
+
+def _folder_sets_text() -> str:
+    """'svhn: one of train_32x32.mat, ...' for each data set of several files (the registry's)."""
+    return "; ".join(f"{name}: one of {', '.join(spec.dataset_spec(name).file_names)}"
+                     for name in spec.DATASETS if spec.dataset_spec(name).folder)
 
 
 def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="download, prepare or fake a data set")
     dsub = p.add_subparsers(dest="data_command", required=True)
+    folder_sets = ", ".join(name for name in spec.DATASETS if spec.dataset_spec(name).folder)
 
     d = dsub.add_parser("download", help="fetch and verify one official file (https, file:// or path)")
     d.add_argument("--dataset", choices=spec.DATASETS, required=True)
     d.add_argument("--file", default=None,
-                   help="which official file (svhn: required, one of train_32x32.mat, "
-                   "test_32x32.mat, extra_32x32.mat; others: their one archive, the default)")
+                   help=f"which official file (required for a data set of several files, "
+                   f"{_folder_sets_text()}; others: their one archive, the default)")
     d.add_argument("--url", default=None,
-                   help="archive URL or path (default: the official one); for svhn the FOLDER "
-                   "holding the files (https, http, file:// or a path), the file name is appended")
+                   help=f"archive URL or path (default: the official one); for {folder_sets} the "
+                   "FOLDER holding the files (https, http, file:// or a path), the file name is "
+                   "appended")
     d.add_argument("--md5", default=None,
                    help="expected md5 (default: the official one of that file; 'none' skips the "
                    "check, e.g. for locally generated fakes)")
@@ -137,11 +90,13 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     r = dsub.add_parser("prepare", help="turn the downloaded files into train/val/test .npz arrays")
     r.add_argument("--dataset", choices=spec.DATASETS, required=True)
     r.add_argument("--archive", type=Path, required=True,
-                   help="the downloaded archive; for svhn the folder holding its .mat files")
+                   help="the downloaded archive, or the folder holding the data set's files "
+                   f"(for {folder_sets}: that folder)")
+    val_size_sets = ", ".join(n for n in spec.DATASETS if "val_size" in spec.dataset_spec(n).options)
     r.add_argument("--val-size", type=_non_negative_int, default=None,
-                   help="validation images: CIFAR-10/100 hold them out of train (default 10%%, i.e. "
-                   "5000 of the real 50,000; 0: none); CINIC-10 takes a seeded subset of its "
-                   "shipped valid split (default: all of it; 0 drops it); not for svhn")
+                   help=f"validation images, for {val_size_sets} (default: the data set's own: "
+                   "CIFAR-10/100 hold a tenth of train out, 5000 of the real 50,000; CINIC-10 "
+                   "takes its shipped valid split, or a seeded subset of it; 0: none)")
     r.add_argument("--use-extra", action=argparse.BooleanOptionalAction, default=None,
                    help="svhn: train on train + extra (default) or train only")
     r.add_argument("--val-per-class-train", type=_non_negative_int, default=None,
@@ -150,7 +105,8 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
                    help="svhn: validation images per digit taken from extra (default 200)")
     r.add_argument("--split-seed", type=_non_negative_int, default=0)
     r.add_argument("--workers", type=_positive_int, default=None,
-                   help="CINIC-10 decoding processes (default: all cores)")
+                   help="image-decoding processes, for data sets of image files (default: all "
+                   "cores)")
     r.add_argument("--out", type=Path, required=True)
     r.set_defaults(func=_cmd_prepare)
 
@@ -161,7 +117,8 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--full-size", action="store_true", help="as many images as the real data set")
     f.add_argument("--seed", type=_non_negative_int, default=0)
     f.add_argument("--out", type=Path, required=True,
-                   help="archive path to write (svhn: the folder that receives its .mat files)")
+                   help=f"archive path to write, or a folder for it (for {folder_sets}: the folder "
+                   "that receives its files)")
     f.set_defaults(func=_cmd_fake)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import sdnet
-from sdnet import accounting, grid, networks, runfolder
+from sdnet import accounting, grid, runfolder
 from sdnet.console import log
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_write_json
@@ -220,11 +220,10 @@ def lines_of(cfg: dict) -> list[Line]:
     """The grid's runs grouped by (data set, network, variant), in the grid's order."""
     groups: dict[tuple, Line] = {}
     for run in grid.runs(cfg):
-        arch = networks.resolve_arch(run.depth, run.settings.get("arch"))
-        key = (run.dataset, run.depth, arch, run.variant)
+        key = (run.dataset, run.network, run.variant)
         if key not in groups:
-            groups[key] = Line(run.dataset, run.depth, networks.network_name(run.depth, arch),
-                               run.variant, [], int(run.settings["epochs"]))
+            groups[key] = Line(run.dataset, run.depth, run.network, run.variant, [],
+                               int(run.settings["epochs"]))
         groups[key].runs.append(run)
     return list(groups.values())
 

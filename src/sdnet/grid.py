@@ -1,25 +1,36 @@
 """Config -> runs: load and merge config files, validate them, the settings cascade, sweeps.
 
 One implementation for every caller: `workflow/rules/common.smk` (at parse time, on every
-`snakemake` call) and `sdnet status`. Torch-free and pandas-free on purpose: it imports only
-yaml, jsonschema and the torch-free `sdnet.spec`.
+`snakemake` call) and `sdnet status`. Torch-, numpy- and pandas-free on purpose: it imports only
+yaml, jsonschema and the torch-free `sdnet.spec` (and through it the data set registry, whose
+objects give the schema its data set names and entries, and check their split options),
+`sdnet.networks` and `sdnet.layout`.
+
+A run is (data set, network, variant, seed); its folder is `sdnet.layout.run_folder`.
+
+The grid: `experiment.datasets x networks x variants x seeds`, where a data set's networks are
+every family of `experiment.archs` at every depth of `experiment.depths` that the family has
+(`archs` absent, or `null` in it: the depth's own family, `sdnet.networks.default_arch`), named
+`sdnet.networks.network_name(depth, arch)`: `resnet110`, `preact-resnet110`, `cifar-resnet50`.
+`experiment.per_dataset.<ds>` may replace `depths`, `archs`, `variants` or `seeds` for one data
+set (Table 1 trains SVHN at depth 152, the CIFAR sets at 110). A depth that no chosen family
+has, an unknown family, or two choices that make one network (one run folder) is a ConfigError.
+A variant with `sweep: {key: [v1, v2, ...], ...}` is expanded into one variant per value
+(several keys: their product, keys in sorted order) named `<variant>-<key><value>[-<key>
+<value>...]`, e.g. `linear-p_last0.1`; `experiment.variants` lists the unexpanded name.
 
 The settings cascade (most specific wins; lists such as `milestones` are replaced whole):
 
     train:                      shared by every run
     datasets.<ds>.train:        per data set        (SVHN's 50-epoch schedule)
-    networks.resnet<depth>:     per network         (ResNet-1202's warm-up schedule)
+    networks.<network>:         per network         (networks.resnet1202: its warm-up schedule)
     variants.<name>:            per variant         (survival rule, p_L, anything else)
 
-`augment: null` resolves to the data set's default (`sdnet.spec.dataset_spec(ds).augment`), so
-a dry run shows `--augment` / `--no-augment` explicitly.
-
-The grid: `experiment.datasets x depths x variants x seeds`, where `experiment.per_dataset.<ds>`
-may replace `depths`, `variants` or `seeds` for one data set (Table 1 trains SVHN at depth 152,
-the CIFAR sets at 110). A variant with `sweep: {key: [v1, v2, ...], ...}` is expanded into one
-variant per value (several keys: their product, keys in sorted order) named
-`<variant>-<key><value>[-<key><value>...]`, e.g. `linear-p_last0.1`; `experiment.variants`
-lists the unexpanded name.
+plus the run's identity: dataset, depth and arch (from the network: `arch` is None for the
+depth's own family, so `--arch` is passed only for another one), variant, seed. The family is
+not a cascade setting (it names the run folder): `arch:` in a cascade level is refused with a
+pointer to `experiment.archs`. `augment: null` resolves to the data set's default
+(`sdnet.spec.dataset_spec(ds).augment`), so a dry run shows `--augment` / `--no-augment`.
 
 The schema: `schema=None` means the checkout's `workflow/schemas/config.schema.yaml`, looked up
 (1) beside this package in a source checkout (`src/sdnet/grid.py` -> `../../workflow/...`, the
@@ -38,17 +49,17 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import yaml
 
-from sdnet import spec
+from sdnet import layout, networks, spec
 from sdnet.errors import SdnetError
 
 SCHEMA_RELPATH = "workflow/schemas/config.schema.yaml"
 # A variant name (and so a run folder's path component and the Snakemake wildcard).
-NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+NAME_PATTERN = layout.VARIANT_PATTERN
 URL_SCHEMES = ("http", "https", "file")
 Warn = Callable[[str], None]
 
@@ -125,17 +136,34 @@ def load_config(paths: Sequence[str | Path], schema: str | Path | None = None, *
 
 
 @functools.lru_cache(maxsize=8)
-def _schema(path: str) -> dict:
+def _schema(path: str, datasets: tuple[str, ...]) -> dict:
+    """The schema file, with `datasets` (the registered names: part of the cache key, so that a
+    data set registered later is seen) filled in."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        schema = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read the config schema {path}: {err}") from None
+    return with_datasets(schema)
+
+
+def with_datasets(schema: dict) -> dict:
+    """The schema with the registered data sets filled in: the `dataset_name` enum and one
+    `datasets.<name>` entry each (`Dataset.config_schema`), so that adding a data set never
+    touches the schema file."""
+    schema = copy.deepcopy(schema)
+    defs = schema["$defs"]
+    defs["dataset_name"] = {**defs.get("dataset_name", {}), "enum": list(spec.DATASETS)}
+    schema["properties"]["datasets"]["properties"] = {
+        name: spec.dataset_spec(name).config_schema() for name in spec.DATASETS}
+    return schema
 
 
 def _load_schema(schema: str | Path | dict | None) -> dict:
+    names = tuple(spec.DATASETS)
     if isinstance(schema, dict):
-        return schema
-    return _schema(str(Path(schema).resolve() if schema is not None else find_schema()))
+        filled = schema["$defs"].get("dataset_name", {}).get("enum") == list(names)
+        return schema if filled else with_datasets(schema)
+    return _schema(str(Path(schema).resolve() if schema is not None else find_schema()), names)
 
 
 def _default_filling_validator(schema: dict) -> Any:
@@ -212,6 +240,7 @@ def validate(cfg: dict, schema: str | Path | dict | None = None, *,
     """Validate `cfg` against the schema (filling in its defaults, in place), then the checks
     JSON schema cannot express (see `check`); return `cfg`. Raises ConfigError."""
     schema_doc = _load_schema(schema)
+    _refuse_arch_settings(cfg)
     error = next(iter(_default_filling_validator(schema_doc).iter_errors(cfg)), None)
     if error is not None:
         raise ConfigError(_schema_message(error, schema_doc))
@@ -222,6 +251,34 @@ def validate(cfg: dict, schema: str | Path | dict | None = None, *,
 
 def _print_warning(message: str) -> None:
     print(f"sdnet: warning: {message}", file=sys.stderr)
+
+
+def _cascade_levels(cfg: dict) -> Iterable[tuple[str, Any]]:
+    """(where, settings) of every level of the settings cascade, sweeps included."""
+    yield "train", cfg.get("train")
+    for name, entry in (cfg.get("datasets") or {}).items():
+        if isinstance(entry, dict):
+            yield f"datasets.{name}.train", entry.get("train")
+    for name, entry in (cfg.get("networks") or {}).items():
+        yield f"networks.{name}", entry
+    for name, entry in (cfg.get("variants") or {}).items():
+        yield f"variants.{name}", entry
+        if isinstance(entry, dict):
+            yield f"variants.{name}.sweep", entry.get("sweep")
+
+
+def _refuse_arch_settings(cfg: dict) -> None:
+    """`arch:` left the cascade when the family became part of a run's identity (its folder):
+    one line saying where to choose it instead. `arch: null` (the old default) is dropped."""
+    for where, level in _cascade_levels(cfg):
+        if not isinstance(level, dict) or "arch" not in level:
+            continue
+        if level["arch"] is None and not where.endswith(".sweep"):
+            del level["arch"]
+            continue
+        raise ConfigError(f"{where}.arch: the network family is part of a run's identity (its "
+                          "folder); choose it with experiment.archs (or experiment.per_dataset."
+                          "<ds>.archs), e.g. archs: [preact]")
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -307,16 +364,39 @@ def _check_sweeps(cfg: dict, schema: dict) -> None:
 # ----------------------------------------------------------------------------- the cascade
 
 
-def run_settings(cfg: dict, dataset: str, depth: int | str, variant: str,
+class Network(NamedTuple):
+    """A network of the grid: its name (the run folder's component), family and depth."""
+
+    name: str
+    arch: str
+    depth: int
+
+
+def network(name_or_depth: str | int) -> Network:
+    """The network a name (`preact-resnet110`) or a bare depth (its own family) stands for;
+    ConfigError when it names none."""
+    try:
+        if isinstance(name_or_depth, int) or str(name_or_depth).isdigit():
+            name = networks.network_name(int(name_or_depth))
+        else:
+            name = str(name_or_depth)
+        arch, depth = networks.parse_network(name)
+    except networks.SpecError as err:
+        raise ConfigError(str(err)) from None
+    return Network(name, arch, depth)
+
+
+def run_settings(cfg: dict, dataset: str, network_name: str | int, variant: str,
                  seed: int | str) -> dict:
     """Every `sdnet train` setting of one run (TrainConfig field names): train < data set <
-    network < variant, most specific wins; `augment: null` -> the data set's default."""
-    return _settings(cfg, variants(cfg), dataset, depth, variant, seed)
+    network < variant, most specific wins, then the run's identity; `augment: null` -> the
+    data set's default. `network_name` is a network name or a bare depth (its own family)."""
+    return _settings(cfg, variants(cfg), dataset, network(network_name), variant, seed)
 
 
-def _settings(cfg: dict, expanded: dict[str, dict], dataset: str, depth: int | str,
+def _settings(cfg: dict, expanded: dict[str, dict], dataset: str, net: Network,
               variant: str, seed: int | str) -> dict:
-    """run_settings with the sweep expansion done once by the caller."""
+    """run_settings with the sweep expansion and the network done once by the caller."""
     try:
         variant_settings = expanded[variant]
     except KeyError:
@@ -325,10 +405,12 @@ def _settings(cfg: dict, expanded: dict[str, dict], dataset: str, depth: int | s
     settings = {
         **cfg["train"],
         **(cfg["datasets"].get(dataset, {}).get("train") or {}),
-        **((cfg.get("networks") or {}).get(f"resnet{int(depth)}") or {}),
+        **((cfg.get("networks") or {}).get(net.name) or {}),
         **variant_settings,
         "dataset": dataset,
-        "depth": int(depth),
+        "depth": net.depth,
+        # --arch only for a family other than the depth's own: today's flags stay unchanged
+        "arch": None if net.arch == networks.default_arch(net.depth) else net.arch,
         "variant": variant,
         "seed": int(seed),
     }
@@ -339,49 +421,107 @@ def _settings(cfg: dict, expanded: dict[str, dict], dataset: str, depth: int | s
 
 @dataclass(frozen=True)
 class Run:
-    """One training run of the grid."""
+    """One training run of the grid: (data set, network, variant, seed)."""
 
     dataset: str
-    depth: int
+    network: str
     variant: str
     seed: int
     settings: dict = field(hash=False, compare=False, repr=False)
 
     @property
+    def depth(self) -> int:
+        return networks.parse_network(self.network)[1]
+
+    @property
+    def arch(self) -> str:
+        """The network's family, resolved (`cifar` for resnet110)."""
+        return networks.parse_network(self.network)[0]
+
+    @property
     def folder(self) -> str:
-        """The run folder, relative to results_dir."""
-        return f"runs/{self.dataset}/resnet{self.depth}/{self.variant}/seed{self.seed}"
+        """The run folder, relative to results_dir (sdnet.layout)."""
+        return layout.run_folder(self.dataset, self.network, self.variant, self.seed)
 
     @property
     def wildcards(self) -> dict:
         """The Snakemake wildcards of its train_run job."""
-        return {"dataset": self.dataset, "depth": self.depth, "variant": self.variant,
+        return {"dataset": self.dataset, "network": self.network, "variant": self.variant,
                 "seed": self.seed}
 
 
-def grid_axes(cfg: dict, dataset: str) -> tuple[list[int], list[str], list[int]]:
-    """(depths, expanded variants, seeds) of one data set of the experiment."""
-    experiment = cfg["experiment"]
-    own = (experiment.get("per_dataset") or {}).get(dataset) or {}
-    depths = own.get("depths", experiment["depths"])
+def _own(cfg: dict, dataset: str) -> dict:
+    return (cfg["experiment"].get("per_dataset") or {}).get(dataset) or {}
+
+
+def _axis_key(cfg: dict, dataset: str, axis: str) -> str:
+    """Where the config sets one axis of a data set's grid (for messages)."""
+    if axis in _own(cfg, dataset):
+        return f"experiment.per_dataset.{dataset}.{axis}"
+    return f"experiment.{axis}"
+
+
+def _no_family(where: str, depth: int, archs: Sequence[str | None]) -> ConfigError:
+    """A depth that none of the chosen families has: say which families do."""
+    chosen = ", ".join("null (the depth's own)" if a is None else a for a in archs)
+    fitting = [name for name in networks.families() if networks.family(name).accepts(depth)]
+    hint = (f"families with depth {depth}: {', '.join(fitting)} (add one to archs)" if fitting
+            else networks.valid_depths_text())
+    return ConfigError(f"{where}: depth {depth} fits no architecture of archs [{chosen}]; {hint}")
+
+
+def grid_networks(cfg: dict, dataset: str) -> list[Network]:
+    """One data set's networks: every chosen family (`archs`, default [null] = the depth's own)
+    at every depth it has, families in the order given, then depths; a network that two
+    choices make (null and cifar at 110) once. ConfigError for an unknown family or a depth no
+    chosen family has."""
+    experiment, own = cfg["experiment"], _own(cfg, dataset)
+    depths = [int(d) for d in own.get("depths", experiment["depths"])]
+    archs = list(own.get("archs", experiment.get("archs") or [None]))
+    archs_key = _axis_key(cfg, dataset, "archs")
+    for i, arch in enumerate(archs):
+        if arch is not None:
+            try:
+                networks.family(arch)
+            except networks.SpecError as err:
+                raise ConfigError(f"{archs_key}[{i}]: {err}") from None
+    out: dict[str, Network] = {}
+    for arch in archs:
+        for depth in depths:
+            try:
+                name = networks.network_name(depth, arch)
+            except networks.SpecError:
+                continue  # this family has no network of this depth; another may
+            out.setdefault(name, Network(name, *networks.parse_network(name)))
+    for depth in depths:
+        if not any(net.depth == depth for net in out.values()):
+            raise _no_family(_axis_key(cfg, dataset, "depths"), depth, archs)
+    return list(out.values())
+
+
+def grid_axes(cfg: dict, dataset: str) -> tuple[list[str], list[str], list[int]]:
+    """(network names, expanded variants, seeds) of one data set of the experiment."""
+    experiment, own = cfg["experiment"], _own(cfg, dataset)
     names = own.get("variants", experiment["variants"])
     seeds = own.get("seeds", experiment["seeds"])
     expanded = [v for name in names for v in expand_variant(cfg, name)]
-    return [int(d) for d in depths], expanded, [int(s) for s in seeds]
+    return ([net.name for net in grid_networks(cfg, dataset)], expanded,
+            [int(s) for s in seeds])
 
 
 def runs(cfg: dict) -> list[Run]:
-    """THE config -> runs expansion, in a stable order: data set, depth, variant, seed as listed
-    in `experiment` (a sweep's expansions in their product order)."""
+    """THE config -> runs expansion, in a stable order: data set, network (family, then
+    depth), variant, seed as listed in `experiment` (a sweep's expansions in their product
+    order)."""
     out = []
     expanded = variants(cfg)
     for dataset in cfg["experiment"]["datasets"]:
-        depths, names, seeds = grid_axes(cfg, dataset)
-        for depth in depths:
+        _, names, seeds = grid_axes(cfg, dataset)
+        for net in grid_networks(cfg, dataset):
             for variant in names:
                 for seed in seeds:
-                    out.append(Run(dataset, depth, variant, seed,
-                                   _settings(cfg, expanded, dataset, depth, variant, seed)))
+                    out.append(Run(dataset, net.name, variant, seed,
+                                   _settings(cfg, expanded, dataset, net, variant, seed)))
     return out
 
 
@@ -395,11 +535,12 @@ def check(cfg: dict, schema: dict | None = None) -> list[str]:
     _check_sweeps(cfg, schema)
     for name, entry in cfg["datasets"].items():
         _check_source(name, entry)
-    for key, entry in (cfg.get("networks") or {}).items():
+    for key in cfg.get("networks") or {}:
         try:
-            spec.resolve_arch(int(key.removeprefix("resnet")), (entry or {}).get("arch"))
-        except spec.SpecError as err:
+            networks.parse_network(key)
+        except networks.SpecError as err:
             raise ConfigError(f"networks.{key}: {err}") from None
+    _check_folders(cfg)
     return _check_runs(cfg)
 
 
@@ -435,72 +576,49 @@ def _check_url(where: str, url: str | None) -> None:
                           "file:// or a plain path")
 
 
-def _fake_per_class(name: str, fake: dict, split: str = "train") -> int | None:
-    """Images per class in one split of a `fake:` entry (the fake's own default when per_class
-    is unset; None if unknown: then prepare itself refuses a split that does not fit)."""
-    if "per_class" in fake:
-        return int(fake["per_class"])
-    from sdnet.data import fake as fakes  # only for a fake without per_class: numpy is heavy
-
-    if name == "svhn":
-        return getattr(fakes, "SVHN_PER_CLASS", {}).get(split)
-    default = getattr(fakes, "DEFAULT_PER_CLASS", {}).get(name)
-    return int(default[0]) if default else None
-
-
 def _check_source(name: str, entry: dict) -> None:
-    """URL scheme, and a validation split that fits the data set (real or fake)."""
-    where = f"datasets.{name}"
-    _check_url(f"{where}.url", entry.get("url"))
-    facts = spec.dataset_spec(name)
-    fake = entry.get("fake")
-    val_size = entry.get("val_size")
-    if val_size is not None and facts.max_val_size is not None:
-        limit, what = facts.max_val_size, facts.title
-        per_class = None if fake is None else _fake_per_class(name, fake)
-        if per_class is not None:
-            images = per_class * facts.num_classes
-            # A held-out split must leave training images; CINIC-10's comes from its valid split.
-            limit = images if name == "cinic10" else images - 1
-            what = f"its fake (fake.per_class gives {images} images to take it from)"
-        if val_size > limit and (fake is None or per_class is not None):
-            raise ConfigError(f"{where}.val_size: {val_size} does not fit {what}: at most "
-                              f"{limit} validation images")
-    for split, count in (entry.get("val_per_class") or {}).items() if fake is not None else ():
-        per_class = _fake_per_class(name, fake, split)
-        if per_class is not None and count > per_class:
-            raise ConfigError(f"{where}.val_per_class.{split}: {count} is more than the "
-                              f"{per_class} images per class in {split} of its fake "
-                              "(fake.per_class)")
+    """URL scheme, and split options that fit the data set (real or fake: its object says)."""
+    _check_url(f"datasets.{name}.url", entry.get("url"))
+    problem = spec.dataset_spec(name).config_problem(entry)
+    if problem:
+        raise ConfigError(f"datasets.{name}.{problem}")
+
+
+def _check_folders(cfg: dict) -> None:
+    """Two runs never share a run folder, on a case-insensitive file system either (variants
+    `Base` and `base`)."""
+    seen: dict[str, str] = {}
+    for dataset in cfg["experiment"]["datasets"]:
+        names, expanded, seeds = grid_axes(cfg, dataset)
+        for name in names:
+            for variant in expanded:
+                for seed in seeds:
+                    folder = layout.run_folder(dataset, name, variant, seed)
+                    other = seen.setdefault(folder.lower(), folder)
+                    if other != folder:
+                        raise ConfigError(f"runs {other} and {folder} would share one folder on "
+                                          "a case-insensitive file system; rename a variant")
 
 
 def _check_runs(cfg: dict) -> list[str]:
-    """Per (data set, depth, variant): a network for the depth, a valid rule and p_L; warnings
-    for milestones the schedule never reaches (legitimate in a short run, so not refused)."""
+    """Per (data set, network, variant): a valid rule and p_L; warnings for milestones the
+    schedule never reaches (legitimate in a short run, so not refused)."""
     late: dict[tuple, list[str]] = {}
-    experiment = cfg["experiment"]
     expanded = variants(cfg)
-    for dataset in experiment["datasets"]:
-        depths, names, _ = grid_axes(cfg, dataset)
-        own = (experiment.get("per_dataset") or {}).get(dataset) or {}
-        depths_key = (f"experiment.per_dataset.{dataset}.depths" if "depths" in own
-                      else "experiment.depths")
-        for depth in depths:
+    for dataset in cfg["experiment"]["datasets"]:
+        _, names, _ = grid_axes(cfg, dataset)
+        for net in grid_networks(cfg, dataset):
             for variant in names:
-                settings = _settings(cfg, expanded, dataset, depth, variant, 0)
+                settings = _settings(cfg, expanded, dataset, net, variant, 0)
                 try:
                     spec.check_survival(settings["survival"], settings["p_last"])
                 except spec.SpecError as err:
                     raise ConfigError(f"variants.{variant}: {err}") from None
-                try:
-                    spec.resolve_arch(depth, settings.get("arch"))
-                except spec.SpecError as err:
-                    raise ConfigError(f"{depths_key}: {err}") from None
                 epochs = settings["epochs"]
                 never = [m for m in settings.get("milestones") or [] if m >= epochs]
                 if never:
                     key = (tuple(never), epochs)
-                    late.setdefault(key, []).append(f"{dataset}/resnet{depth}/{variant}")
+                    late.setdefault(key, []).append(f"{dataset}/{net.name}/{variant}")
     return [f"milestones {', '.join(map(str, never))} are at or past the last epoch ({epochs}) "
             f"of {_some(where)}: the learning rate never drops there"
             for (never, epochs), where in late.items()]

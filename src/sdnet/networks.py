@@ -53,6 +53,12 @@ BOTTLENECK_STAGES: dict[int, tuple[int, int, int, int]] = {
 }
 # Depths whose default family is `bottleneck`; every other depth defaults to `cifar`.
 DEFAULT_BOTTLENECK_DEPTHS = (50,)
+# The CIFAR ResNet's transition shortcut: A = avg-pool + zero channels (the paper's), B = 1x1
+# conv + BN. The other families have one kind each (docs/DESIGN.md).
+SHORTCUTS = ("A", "B")
+# Input sizes every family takes: the stem's stride is image_size / 32, so the blocks always see
+# 32x32, 16x16 and 8x8 maps (a 3x3 stem of stride > 2 would skip pixels).
+IMAGE_SIZES = (32, 64)
 
 FAMILIES: dict[str, Family] = {}
 
@@ -118,10 +124,19 @@ def resolve_arch(depth: int, arch: str | None = None) -> str:
         raise SpecError(f"depth must be a positive integer, got {depth!r}; {valid_depths_text()}")
     name = default_arch(depth) if arch is None else arch
     if not FAMILIES[name].accepts(depth):
-        what = f"{FAMILIES[name].title} (--arch {name})" if arch is not None else "network"
+        what = f"{FAMILIES[name].title} (--arch {name})" if arch is not None else "architecture"
         raise SpecError(f"depth {depth} fits no {what}; "
                         f"{valid_depths_text(arch)}")
     return name
+
+
+def stem_stride(image_size: int) -> int:
+    """The stem's stride for square `image_size` inputs (1 for 32, 2 for 64); SpecError else."""
+    if image_size not in IMAGE_SIZES or isinstance(image_size, bool):
+        raise SpecError(f"image size {image_size!r} is not one sdnet's networks take; "
+                        f"choose one of {', '.join(map(str, IMAGE_SIZES))} (a 64x64 image gets a "
+                        "stride-2 stem)")
+    return int(image_size) // 32
 
 
 def network_name(depth: int, arch: str | None = None) -> str:

@@ -1,20 +1,39 @@
-"""The settings of one training run (torch-free): `TrainConfig`, validation, fingerprint, diffs.
+"""The settings of one training run (torch-free), declared once: `TrainConfig`.
+
+Every field of `TrainConfig` carries its declaration (`setting(...)`): help text, choices,
+bounds and which part of the workflow config may set it. From that one place come
+- `add_train_arguments(parser)`: the `sdnet train` flags (field `p_last` -> `--p-last`;
+  booleans `--x/--no-x`, lists `nargs="*"`, ints with a minimum checked by argparse, every
+  default shown by `--help`);
+- `to_flags(settings)`: a run's settings as those flags (common.smk builds every training job's
+  command line with it; `sdnet train` parses them back into the same values);
+- `schema_properties(group)`: the JSON schema of the settings the config may set
+  (`$defs.train_settings` and `$defs.survival_settings` of workflow/schemas/config.schema.yaml,
+  which tests/test_settings.py checks against it);
+- `check_config`: the same bounds and choices for a `TrainConfig` built in Python.
+The enumerations are declared once and referenced: survival rules (`sdnet.spec`), network
+families (`sdnet.networks.families()`), `SHORTCUTS`, `ON_MISMATCH`.
 
 It sits below `sdnet.runfolder`, `sdnet.checkpoint` and `sdnet.train` (they all import it, it
-imports none of them), so the run folder's readers (`sdnet status`, the report) can compare a
-run's recorded settings with the expected ones without importing torch.
+imports none of them), so the run folder's readers (`sdnet status`, the report) and the
+Snakefile can use it without importing torch.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdnet import spec
+from sdnet import networks, spec
 from sdnet.errors import SdnetError
 
 # Settings that never change what a run computes: left out of the fingerprint (device too,
@@ -24,76 +43,346 @@ NOT_FINGERPRINTED = NOT_SETTINGS + ("device",)
 # Keys settings_mismatch never compares: the above plus the data folder's path (the data enter
 # the fingerprint by content, meta.json).
 NOT_COMPARED = NOT_FINGERPRINTED + ("data",)
-# Data sets trained without pad-crop + flip by default, until sdnet.spec.dataset_spec says so.
-_NO_AUGMENT_FALLBACK = ("svhn",)
+SHORTCUTS = networks.SHORTCUTS  # the CIFAR ResNet transition shortcut (declared by the family registry)
+ON_MISMATCH = ("error", "restart")
+
+# Where the workflow config sets a field (`setting(config=...)`):
+TRAIN = "train"        # train:, datasets.<ds>.train, networks.<network>, variants ($defs.train_settings)
+SURVIVAL = "survival"  # variants ($defs.survival_settings)
+RUN = "run"            # the grid's run identity: data set, network (depth, arch), variant, seed
+CONFIG_GROUPS = (TRAIN, SURVIVAL, RUN)
+# Fields without `config`: set by the train_run rule (data, out, on_mismatch) or only by hand.
+
+Choices = Sequence[str] | Callable[[], Sequence[str]]
+Text = str | Callable[[], str]
+
+
+def setting(default: Any = MISSING, *, help: Text, config: str | None = None,
+            choices: Choices | None = None, minimum: float | None = None,
+            exclusive_minimum: float | None = None, maximum: float | None = None,
+            pattern: str | None = None, factory: Callable[[], Any] | None = None) -> Any:
+    """A TrainConfig field with its declaration (see the module docstring). `choices` and `help`
+    may be callables, read when a parser or schema is made (families registered later count);
+    the bounds apply to each item of a list."""
+    if config is not None and config not in CONFIG_GROUPS:
+        raise ValueError(f"config must be one of {CONFIG_GROUPS}, got {config!r}")
+    metadata = {"help": help, "config": config, "choices": choices, "minimum": minimum,
+                "exclusive_minimum": exclusive_minimum, "maximum": maximum, "pattern": pattern}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
     """Every setting of one run; field names are the `sdnet train` flag names."""
 
-    data: Path
-    dataset: str
-    depth: int
-    out: Path
-    arch: str | None = None
-    shortcut: str = "A"
-    survival: str = "linear"
-    p_last: float = 0.5
-    variant: str | None = None
-    seed: int = 0
-    epochs: int = 500
-    batch_size: int = 128
-    lr: float = 0.1
-    milestones: list[int] = field(default_factory=lambda: [250, 375])
-    gamma: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = True
-    warmup_epochs: int = 0
-    augment: bool | None = None
-    limit_train: int | None = None
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    restart: bool = False
-    on_mismatch: str = "error"
-    log_every: int = 0
+    data: Path = setting(help="folder written by `sdnet data prepare`")
+    dataset: str = setting(help="the prepared data set", config=RUN,
+                           choices=lambda: spec.DATASETS)
+    depth: int = setting(help=lambda: networks.valid_depths_text(), config=RUN)
+    out: Path = setting(help="run folder")
+    arch: str | None = setting(
+        None, config=RUN, choices=networks.families,
+        help="network family (default: the depth's own, see sdnet.networks)")
+    shortcut: str = setting(
+        "A", config=TRAIN, choices=SHORTCUTS,
+        help="CIFAR ResNet transition shortcut: A = avg-pool + zero channels (paper), "
+        "B = 1x1 conv + BN")
+    survival: str = setting(
+        "linear", config=SURVIVAL, choices=lambda: spec.SURVIVAL_RULES,
+        help="none = constant depth; linear = Eq. 4 of the paper; uniform = p_L for every "
+        "block; epoch-linear = the seed tutorial's reading (not the paper's)")
+    p_last: float = setting(0.5, config=SURVIVAL, exclusive_minimum=0, maximum=1,
+                            help="survival probability p_L of the last block, in (0, 1]")
+    variant: str | None = setting(
+        None, config=RUN, help="label stored with the results (default: the survival rule)")
+    seed: int = setting(0, config=RUN, minimum=0,
+                        help="initialisation, gates, shuffling and augmentation")
+    epochs: int = setting(500, config=TRAIN, minimum=1, help="training epochs")
+    batch_size: int = setting(128, config=TRAIN, minimum=1, help="training batch")
+    lr: float = setting(0.1, config=TRAIN, exclusive_minimum=0, help="SGD learning rate")
+    milestones: list[int] = setting(
+        config=TRAIN, minimum=1, factory=lambda: [250, 375],
+        help="epochs after which the lr is multiplied by --gamma")
+    gamma: float = setting(0.1, config=TRAIN, exclusive_minimum=0, maximum=1,
+                           help="lr factor at each milestone")
+    momentum: float = setting(0.9, config=TRAIN, minimum=0, maximum=1,
+                              help="SGD momentum (dampening 0)")
+    weight_decay: float = setting(1e-4, config=TRAIN, minimum=0, help="L2 weight decay")
+    nesterov: bool = setting(True, config=TRAIN, help="Nesterov momentum")
+    warmup_epochs: int = setting(
+        0, config=TRAIN, minimum=0,
+        help="epochs at lr/10 before the schedule (the paper's ResNet-1202 recipe: 10)")
+    augment: bool | None = setting(
+        None, config=TRAIN,
+        help="pad-4 random crop + horizontal flip of the training images (default: the data "
+        "set's: on for the CIFAR sets and CINIC-10, off for SVHN)")
+    limit_train: int | None = setting(
+        None, config=TRAIN, minimum=1,
+        help="use only the first N training images, for quick runs (default: all)")
+    device: str = setting("auto", config=TRAIN, pattern="^(auto|cpu|cuda(:[0-9]+)?)$",
+                          help="auto, cpu, cuda or cuda:N")
+    amp: bool = setting(True, config=TRAIN,
+                        help="bf16 autocast on CUDA and on CPUs with native bf16 "
+                        "(avx512_bf16/AMX); elsewhere float32")
+    channels_last: bool = setting(
+        True, config=TRAIN,
+        help="channels_last memory format for model and inputs (faster on CUDA and on CPU)")
+    restart: bool = setting(False, help="discard any checkpoint in --out and start over")
+    on_mismatch: str = setting(
+        "error", choices=ON_MISMATCH,
+        help="what to do with a checkpoint written with other settings (the workflow uses "
+        "restart: a rerun caused by changed settings starts clean)")
+    log_every: int = setting(0, minimum=0, help="also log every N steps (0: once per epoch)")
+
+
+# ----------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One TrainConfig field as declared: its flag, kind and the rest of `setting(...)`."""
+
+    name: str
+    kind: type              # int, float, str, bool or Path (a list's item kind)
+    is_list: bool
+    optional: bool          # None allowed (= the trainer decides)
+    required: bool          # no default: `sdnet train` needs the flag
+    config: str | None
+    minimum: float | None
+    exclusive_minimum: float | None
+    maximum: float | None
+    pattern: str | None
+    _default: Any = field(repr=False)
+    _help: Text = field(repr=False)
+    _choices: Choices | None = field(repr=False)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def default(self) -> Any:
+        """The default value (a fresh list for a list); MISSING when required."""
+        return self._default() if callable(self._default) else self._default
+
+    @property
+    def help(self) -> str:
+        return self._help() if callable(self._help) else self._help
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        if self._choices is None:
+            return None
+        return tuple(self._choices() if callable(self._choices) else self._choices)
+
+
+def _kind(hint: Any) -> tuple[type, bool, bool]:
+    """(item kind, is a list, may be None) of a field's type annotation."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = len(rest) < len(typing.get_args(hint)), rest[0]
+    if typing.get_origin(hint) is list:
+        return typing.get_args(hint)[0], True, optional
+    return hint, False, optional
+
+
+@functools.lru_cache(maxsize=1)
+def declarations() -> tuple[Declared, ...]:
+    """Every TrainConfig field's declaration, in field order."""
+    hints = typing.get_type_hints(TrainConfig)
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        kind, is_list, optional = _kind(hints[f.name])
+        meta = f.metadata
+        default = f.default_factory if f.default_factory is not MISSING else f.default
+        out.append(Declared(
+            name=f.name, kind=kind, is_list=is_list, optional=optional,
+            required=default is MISSING, config=meta["config"], minimum=meta["minimum"],
+            exclusive_minimum=meta["exclusive_minimum"], maximum=meta["maximum"],
+            pattern=meta["pattern"], _default=default, _help=meta["help"],
+            _choices=meta["choices"]))
+    return tuple(out)
+
+
+def declared(name: str) -> Declared:
+    """The declaration of field `name` (a flag name such as `p-last` works too)."""
+    key = name.replace("-", "_")
+    for item in declarations():
+        if item.name == key:
+            return item
+    raise KeyError(f"{name!r} is not a sdnet train setting")
+
+
+def in_config(group: str) -> tuple[Declared, ...]:
+    """The fields the workflow config sets in one group (TRAIN, SURVIVAL or RUN)."""
+    return tuple(d for d in declarations() if d.config == group)
+
+
+# ----------------------------------------------------------------------------- flags
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum ('must be a positive integer' for 1)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            what = "a positive integer" if minimum == 1 else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = "int"  # argparse says "invalid int value: 'x'"
+    return parse
+
+
+def _argparse_type(item: Declared) -> Callable[[str], Any]:
+    if item.kind is int and item.minimum is not None:
+        return int_at_least(int(item.minimum))
+    return item.kind
+
+
+_METAVARS = {int: "N", float: "X", Path: "DIR"}
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per TrainConfig field (its declaration: help, default, choices, kind)."""
+    for item in declarations():
+        kwargs: dict[str, Any] = {"dest": item.name, "help": item.help}
+        if item.kind in _METAVARS and not item.choices:
+            kwargs["metavar"] = _METAVARS[item.kind]
+        if item.required:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = item.default
+        if item.kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = _argparse_type(item)
+            if item.is_list:
+                kwargs["nargs"] = "*"
+            if item.choices is not None:
+                kwargs["choices"] = item.choices
+        parser.add_argument(item.flag, **kwargs)
+
+
+def from_arguments(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed `sdnet train` arguments (other attributes are ignored)."""
+    return TrainConfig(**{item.name: getattr(args, item.name) for item in declarations()})
+
+
+def to_flags(settings: Mapping[str, Any]) -> list[str]:
+    """A run's settings (TrainConfig field names) as `sdnet train` arguments, sorted by name so
+    that the command line is stable; None = the trainer's default (omitted). `sdnet train`
+    parses them back into the same values. An unknown key or a non-bool for a flag that is one
+    is a ValueError: a mistake of the caller, not of the user."""
+    args: list[str] = []
+    for name in sorted(settings):
+        try:
+            item = declared(name)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        value = settings[name]
+        if value is None:
+            continue
+        if item.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name}: {value!r} is not true or false")
+            args.append(item.flag if value else "--no-" + item.flag[2:])
+        elif item.is_list:
+            args += [item.flag, *(str(v) for v in value)]
+        else:
+            args += [item.flag, str(value)]
+    return args
+
+
+# ----------------------------------------------------------------------------- the schema
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", Path: "string"}
+
+
+def schema_property(item: Declared) -> dict:
+    """The JSON schema of one setting as the config gives it (no description or default)."""
+    one: dict[str, Any] = {"type": _JSON_TYPES[item.kind]}
+    if item.choices is not None:
+        one["enum"] = list(item.choices)
+    for key, value in (("minimum", item.minimum), ("exclusiveMinimum", item.exclusive_minimum),
+                       ("maximum", item.maximum), ("pattern", item.pattern)):
+        if value is not None:
+            one[key] = value
+    prop = {"type": "array", "items": one} if item.is_list else one
+    if item.optional:
+        prop["type"] = [prop["type"], "null"]
+        if "enum" in prop:
+            prop["enum"] = [*prop["enum"], None]
+    return prop
+
+
+def schema_properties(group: str) -> dict[str, dict]:
+    """name -> JSON schema of every setting of a config group (TRAIN or SURVIVAL)."""
+    return {item.name: schema_property(item) for item in in_config(group)}
+
+
+def defaults() -> dict[str, Any]:
+    """name -> default of every field that has one."""
+    return {item.name: item.default for item in declarations() if not item.required}
+
+
+# ----------------------------------------------------------------------------- validation
 
 
 def default_augment(dataset: str) -> bool:
-    """The data set's default for pad-crop + flip: on for the CIFAR sets and CINIC-10, off for
-    SVHN (the original code augments "CIFAR only")."""
-    dataset_spec = getattr(spec, "dataset_spec", None)
-    if dataset_spec is not None:
-        return bool(dataset_spec(dataset).augment)
-    return dataset not in _NO_AUGMENT_FALLBACK
+    """The data set's default for pad-crop + flip, from its registry object (off for SVHN: the
+    original code augments "CIFAR only")."""
+    return bool(spec.dataset_spec(dataset).augment)
+
+
+def _or(words: Sequence[str]) -> str:
+    """'A or B', 'a, b or c'."""
+    words = [str(w) for w in words]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _bound_error(item: Declared, value: Any) -> str | None:
+    """Why `value` breaks the declared bounds of `item`, or None."""
+    if (item.exclusive_minimum == 0 and not value > 0) or (item.minimum == 1 and value < 1):
+        return f"{item.flag} must be positive, got {value}"
+    if item.exclusive_minimum is not None and not value > item.exclusive_minimum:
+        return f"{item.flag} must be > {item.exclusive_minimum:g}, got {value}"
+    if item.minimum is not None and value < item.minimum:
+        return f"{item.flag} must be >= {item.minimum:g}, got {value}"
+    if item.maximum is not None and value > item.maximum:
+        return f"{item.flag} must be at most {item.maximum:g}, got {value}"
+    return None
+
+
+# Fields whose value sdnet.spec / sdnet.networks check, with messages that list what is valid.
+_CHECKED_ELSEWHERE = ("dataset", "arch", "survival", "p_last")
 
 
 def check_config(config: TrainConfig) -> TrainConfig:
-    """Validate settings up front (one clear SdnetError each), normalise types and resolve the
-    data set's default `augment`."""
+    """Validate settings up front (one clear SdnetError each: the declared choices and bounds,
+    the data set, network and survival rule), normalise types and resolve the data set's
+    default `augment`."""
     config = dataclasses.replace(config, data=Path(config.data), out=Path(config.out),
                                  milestones=sorted(int(m) for m in config.milestones))
     spec.check_dataset(config.dataset)
-    spec.resolve_arch(config.depth, config.arch)
+    networks.resolve_arch(config.depth, config.arch)
     spec.check_survival(config.survival, config.p_last)
-    positive = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr}
-    for name, value in positive.items():
-        if not value > 0:
-            raise SdnetError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if config.limit_train is not None and config.limit_train < 1:
-        raise SdnetError(f"--limit-train must be positive, got {config.limit_train}")
-    if config.warmup_epochs < 0 or config.log_every < 0:
-        raise SdnetError("--warmup-epochs and --log-every must be >= 0")
-    if config.weight_decay < 0 or config.momentum < 0 or config.gamma <= 0:
-        raise SdnetError("--weight-decay and --momentum must be >= 0, --gamma > 0")
+    for item in declarations():
+        value = getattr(config, item.name)
+        if value is None or item.name in _CHECKED_ELSEWHERE:
+            continue
+        choices = item.choices
+        if choices is not None and value not in choices:
+            raise SdnetError(f"{item.flag} must be {_or(choices)}, got {value!r}")
+        for one in value if item.is_list else [value]:
+            problem = _bound_error(item, one) if item.kind in (int, float) else None
+            if problem:
+                raise SdnetError(problem)
     if config.nesterov and config.momentum == 0:
         raise SdnetError("Nesterov momentum needs --momentum > 0 (or pass --no-nesterov)")
-    if config.shortcut not in ("A", "B"):
-        raise SdnetError(f"--shortcut must be A or B, got {config.shortcut!r}")
-    if config.on_mismatch not in ("error", "restart"):
-        raise SdnetError(f"--on-mismatch must be error or restart, got {config.on_mismatch!r}")
     if config.augment is None:
         config = dataclasses.replace(config, augment=default_augment(config.dataset))
     return config
@@ -106,7 +395,7 @@ def settings_of(config: TrainConfig) -> dict:
     for key, value in dataclasses.asdict(config).items():
         if key not in NOT_SETTINGS:
             settings[key] = str(value) if isinstance(value, Path) else value
-    settings["arch"] = spec.resolve_arch(config.depth, config.arch)
+    settings["arch"] = networks.resolve_arch(config.depth, config.arch)
     return settings
 
 

@@ -1,78 +1,22 @@
-"""What a run may be: architectures, depths, survival rules and data sets.
+"""What a run may be: survival rules and data sets (torch-free).
 
-This module is torch-free on purpose: the Snakemake layer imports it at parse time to validate the
-config (depth 57 must stop Snakemake before any job), and the CLI uses it for its choices.
-`sdnet.models` builds the networks these names describe.
-
-Depth -> architecture (the one documented table):
-
-| depth            | family (`--arch`) | network                                                    |
-| ---------------- | ----------------- | ---------------------------------------------------------- |
-| 50               | bottleneck        | the seed's Bottleneck ResNet-50: stages 3,4,6,3 of          |
-|                  |                   | bottlenecks (expansion 4), widths 64/128/256/512, 3x3 stem |
-| 6n+2 (20 ... 110 | cifar             | He et al. CIFAR ResNet: 3 stages of n basic blocks,         |
-|  ... 1202)       |                   | widths 16/32/64 (110 = the paper's ResNet-110)             |
-
-`--arch` overrides the family: `--arch bottleneck` accepts the bottleneck depths in
-`BOTTLENECK_STAGES`; `--arch cifar` accepts any 6n+2 with n >= 1.
+The Snakemake layer imports this at parse time to validate the config, and the CLI uses it for
+its choices. Architectures and depths live in `sdnet.networks` (the family registry); `SpecError`
+is re-exported from there so that `except spec.SpecError` catches both.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from sdnet.errors import SdnetError
+from sdnet.data import registry
+from sdnet.networks import SpecError
 
-ARCHS = ("cifar", "bottleneck")
 SURVIVAL_RULES = ("none", "linear", "uniform", "epoch-linear")
-DATASETS = ("cifar10", "cifar100", "cinic10", "svhn")
 # A run folder's metrics.csv, one row per epoch (errors in %): written by sdnet.train, read by
 # sdnet.report, which must not import torch to learn it.
 METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
                    "epoch_seconds", "blocks_computed")
-
-# Bottleneck ResNets for 32x32 inputs: depth -> blocks per stage (3 convs per block + stem + fc).
-BOTTLENECK_STAGES: dict[int, tuple[int, int, int, int]] = {
-    50: (3, 4, 6, 3),
-    101: (3, 4, 23, 3),
-    152: (3, 8, 36, 3),
-}
-# Depths whose default family is the bottleneck one; every other 6n+2 depth is a CIFAR ResNet.
-DEFAULT_BOTTLENECK_DEPTHS = (50,)
-
-
-class SpecError(SdnetError, ValueError):
-    """A run setting that names no network or rule; the message says what is valid."""
-
-
-def valid_depths_text() -> str:
-    """Human-readable list of accepted depths, used in every 'bad depth' message."""
-    return (
-        "valid depths: 50 (bottleneck ResNet-50), or 6n+2 for a CIFAR ResNet "
-        "(20, 32, 44, 56, 110, 1202, ...); with --arch bottleneck: "
-        + ", ".join(str(d) for d in BOTTLENECK_STAGES)
-    )
-
-
-def resolve_arch(depth: int, arch: str | None = None) -> str:
-    """Return the architecture family for `depth`, or raise SpecError listing valid depths."""
-    if arch is not None and arch not in ARCHS:
-        raise SpecError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise SpecError(f"depth must be a positive integer, got {depth!r}; {valid_depths_text()}")
-    if arch is None:
-        arch = "bottleneck" if depth in DEFAULT_BOTTLENECK_DEPTHS else "cifar"
-    if arch == "bottleneck" and depth not in BOTTLENECK_STAGES:
-        raise SpecError(f"depth {depth} fits no bottleneck ResNet; {valid_depths_text()}")
-    if arch == "cifar" and (depth < 8 or (depth - 2) % 6 != 0):
-        raise SpecError(f"depth {depth} fits no architecture; {valid_depths_text()}")
-    return arch
-
-
-def cifar_blocks_per_stage(depth: int) -> int:
-    """n in depth = 6n + 2."""
-    resolve_arch(depth, "cifar")
-    return (depth - 2) // 6
 
 
 def check_survival(rule: str, p_last: float) -> None:
@@ -84,39 +28,24 @@ def check_survival(rule: str, p_last: float) -> None:
 
 
 def check_dataset(name: str) -> None:
-    """Raise SpecError for a data set sdnet cannot prepare."""
-    if name not in DATASETS:
-        raise SpecError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    """Raise SpecError for a data set sdnet cannot prepare (one line listing the registered ones)."""
+    dataset_spec(name)
 
 
-# --- Data set facts (torch-free: the workflow and the trainer read them; md5s and URLs live in
-# sdnet.data.common.DATASET_INFO, keyed by these file names) ---------------------------------
+# --- Data sets: the registry's (sdnet.data.registry; torch- and numpy-free) -------------------
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What the rest of sdnet needs to know about a data set without reading it."""
-
-    name: str                 # "svhn"
-    title: str                # "SVHN": the name reports print
-    files: tuple[str, ...]    # the official raw files, each downloaded and md5-checked on its own
-    num_classes: int
-    max_val_size: int | None  # largest val_size the real set allows; None: val_size does not apply
-    augment: bool             # default augmentation (crop + flip): the paper's CIFAR setup only
+def dataset_spec(name: str) -> registry.Dataset:
+    """The object of data set `name` (its title, files, num_classes, image_size, augment,
+    max_val_size, ...); SpecError listing the valid names for an unknown one."""
+    try:
+        return registry.get_dataset(name)
+    except registry.DatasetError as err:
+        raise SpecError(str(err)) from None
 
 
-DATASET_SPECS: dict[str, DatasetSpec] = {
-    "cifar10": DatasetSpec("cifar10", "CIFAR-10", ("cifar-10-python.tar.gz",), 10, 49_999, True),
-    "cifar100": DatasetSpec("cifar100", "CIFAR-100", ("cifar-100-python.tar.gz",), 100, 49_999,
-                            True),
-    # val_size subsamples CINIC-10's shipped valid split of 90,000 images.
-    "cinic10": DatasetSpec("cinic10", "CINIC-10", ("CINIC-10.tar.gz",), 10, 90_000, True),
-    # The validation set is val_per_class images of each class from train (and extra).
-    "svhn": DatasetSpec("svhn", "SVHN", ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat"),
-                        10, None, False),
-}
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    """The facts of data set `name`; SpecError listing the valid names for an unknown one."""
-    check_dataset(name)
-    return DATASET_SPECS[name]
+def __getattr__(name: str) -> Any:
+    """`DATASETS`: the registered data set names, read when asked (a data set registered after
+    this module was imported is included)."""
+    if name == "DATASETS":
+        return registry.dataset_names()
+    raise AttributeError(f"module 'sdnet.spec' has no attribute {name!r}")

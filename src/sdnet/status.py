@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import time
 from collections import Counter
@@ -18,19 +17,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sdnet import accounting, runfolder
+from sdnet import accounting, layout, networks, runfolder
 from sdnet.errors import SdnetError
 
 STATES = ("done", "running", "interrupted", "stale", "not started")
-# A run folder as the workflow lays it out: <dataset>/resnet<depth>/<variant>/seed<seed>.
-_FOLDER = re.compile(r"(?P<dataset>[^/]+)/resnet(?P<depth>\d+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)$")
 
 
 @dataclass
 class RunRow:
-    """One line of the view (and one object of `--json`)."""
+    """One line of the view (and one object of `--json`): a run is (dataset, network, variant,
+    seed); `arch` (resolved) and `depth` are its network's."""
 
     dataset: str
+    network: str
+    arch: str | None
     depth: int
     variant: str
     seed: int
@@ -63,11 +63,13 @@ class RunRow:
         return self.device_hours * 3600.0 / self.epochs_done
 
 
-def _row(folder: Path, dataset: str, depth: int, variant: str, seed: int,
-         expected: dict | None, epochs: int | None, now: float) -> RunRow:
+def _row(folder: Path, key: dict, expected: dict | None, epochs: int | None,
+         now: float) -> RunRow:
+    """A run's line; `key` holds dataset, network, arch, depth, variant, seed."""
     status = runfolder.run_status(folder, expected=expected, now=now)
     device, device_hours = _spent(folder, status)
-    return RunRow(dataset=dataset, depth=int(depth), variant=variant, seed=int(seed),
+    return RunRow(dataset=key["dataset"], network=key["network"], arch=key["arch"],
+                  depth=int(key["depth"]), variant=key["variant"], seed=int(key["seed"]),
                   state=status.state, epochs_done=status.epochs_done,
                   epochs=status.epochs if status.epochs is not None else epochs,
                   best_val_error=status.best_val_error, test_error=status.test_error,
@@ -104,17 +106,29 @@ def grid_rows(configfiles: Sequence[str | Path], now: float | None = None) -> li
     cfg = grid.load_config(configfiles)
     results = Path(cfg["results_dir"])
     now = time.time() if now is None else now
-    return _fill_left([_row(results / run.folder, run.dataset, run.depth, run.variant, run.seed,
-                            run.settings, run.settings.get("epochs"), now)
-                       for run in grid.runs(cfg)])
+    return _fill_left([_row(results / run.folder, _key(run), run.settings,
+                            run.settings.get("epochs"), now) for run in grid.runs(cfg)])
+
+
+def _key(run) -> dict:
+    return {"dataset": run.dataset, "network": run.network, "arch": run.arch,
+            "depth": run.depth, "variant": run.variant, "seed": run.seed}
 
 
 _RUN_FILES = {runfolder.RUN_INFO, runfolder.SUMMARY, runfolder.METRICS, runfolder.CHECKPOINT,
               runfolder.FINAL_STATE}
 
 
-def _identity(folder: Path) -> dict[str, str] | None:
-    """dataset, depth, variant, seed of a run folder outside the workflow's layout (one made
+def _network_of(depth: int, arch: str | None) -> str:
+    """The network name of a recorded depth and family (one not registered here: as named)."""
+    try:
+        return networks.network_name(int(depth), arch)
+    except networks.SpecError:
+        return f"resnet{depth}" if arch is None else f"{arch}-resnet{depth}"
+
+
+def _identity(folder: Path) -> dict | None:
+    """dataset, network, variant, seed of a run folder outside the workflow's layout (one made
     with `sdnet train --out`), from its run.json or summary.json settings."""
     for reader in (runfolder.read_run_info, runfolder.read_summary):
         try:
@@ -123,18 +137,20 @@ def _identity(folder: Path) -> dict[str, str] | None:
             continue
         if {"dataset", "depth", "seed"} <= set(settings):
             variant = settings.get("variant") or settings.get("survival") or "?"
-            return {"dataset": settings["dataset"], "depth": settings["depth"],
-                    "variant": variant, "seed": settings["seed"]}
+            arch = settings.get("arch")
+            return {"dataset": settings["dataset"], "arch": arch, "depth": settings["depth"],
+                    "network": _network_of(settings["depth"], arch), "variant": variant,
+                    "seed": settings["seed"]}
     return None
 
 
-def _run_folders(root: Path) -> Iterable[tuple[Path, dict[str, str]]]:
+def _run_folders(root: Path) -> Iterable[tuple[Path, dict]]:
     """Run folders under `root` (results/, results/runs/ or any folder above run folders): the
-    workflow's <dataset>/resnet<depth>/<variant>/seed<seed> by their path, others by their files."""
+    workflow's layout (sdnet.layout) by their path, others by their files."""
     for dirpath, dirnames, filenames in os.walk(root):
         folder = Path(dirpath)
-        match = _FOLDER.search(folder.as_posix())
-        key = match.groupdict() if match else None
+        parsed = layout.parse_run_folder(folder)
+        key = vars(parsed) if parsed else None
         if key is None and _RUN_FILES & set(filenames):
             key = _identity(folder)
         if key is not None:
@@ -149,11 +165,9 @@ def folder_rows(results: str | Path, now: float | None = None) -> list[RunRow]:
     if not root.is_dir():
         raise SdnetError(f"{root} is not a folder (--results wants the folder holding run folders)")
     now = time.time() if now is None else now
-    rows = [_row(folder, key["dataset"], int(key["depth"]), key["variant"], int(key["seed"]),
-                 None, None, now)
-            for folder, key in _run_folders(root)]
-    return _fill_left(sorted(rows, key=lambda r: (r.dataset, r.depth, r.variant, r.seed,
-                                                  r.folder)))
+    rows = [_row(folder, key, None, None, now) for folder, key in _run_folders(root)]
+    return _fill_left(sorted(rows, key=lambda r: (r.dataset, r.depth, r.network, r.variant,
+                                                  r.seed, r.folder)))
 
 
 # ----------------------------------------------------------------------------- totals
@@ -161,13 +175,13 @@ def folder_rows(results: str | Path, now: float | None = None) -> list[RunRow]:
 
 def _similar_epoch_seconds(rows: Sequence[RunRow], seconds: str = "train_seconds"
                            ) -> dict[tuple, float]:
-    """Mean seconds per epoch by (dataset, depth, variant) and by (dataset, depth); `seconds`
+    """Mean seconds per epoch by (dataset, network, variant) and by (dataset, network); `seconds`
     is the RunRow field summed (train_seconds, or device_seconds for the cost)."""
     sums: dict[tuple, list[float]] = {}
     for row in rows:
         spent = row.device_hours * 3600.0 if seconds == "device_seconds" else row.train_seconds
         if row.epochs_done and row.state != "stale" and spent:
-            for key in ((row.dataset, row.depth, row.variant), (row.dataset, row.depth)):
+            for key in ((row.dataset, row.network, row.variant), (row.dataset, row.network)):
                 total = sums.setdefault(key, [0.0, 0])
                 total[0] += spent
                 total[1] += row.epochs_done
@@ -184,8 +198,8 @@ def seconds_left(row: RunRow, similar: dict[tuple, float],
         return None
     done = 0 if row.state == "stale" else row.epochs_done  # a stale run starts over
     pace = (row.epoch_seconds if own is True else own) if row.state != "stale" else None
-    pace = pace or similar.get((row.dataset, row.depth, row.variant)) \
-        or similar.get((row.dataset, row.depth))
+    pace = pace or similar.get((row.dataset, row.network, row.variant)) \
+        or similar.get((row.dataset, row.network))
     return None if pace is None else pace * max(row.epochs - done, 0)
 
 
@@ -254,7 +268,7 @@ def render(rows: Sequence[RunRow]) -> str:
 
     header = ["data set", "network", "variant", "seed", "state", "epochs", "best val %",
               "test %", "ETA", "device h"]
-    body = [[row.dataset, f"resnet{row.depth}", row.variant, row.seed, _state_text(row),
+    body = [[row.dataset, row.network, row.variant, row.seed, _state_text(row),
              f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}",
              _pct(row.best_val_error), _pct(row.test_error), _duration(row.eta_seconds),
              _hours(row.device_hours)]

@@ -28,12 +28,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import sdnet
 from sdnet import accounting, runfolder
@@ -52,6 +51,9 @@ from sdnet.settings import (
     fingerprint,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from sdnet.models import GatedNetwork
 
 __all__ = ["TrainConfig", "check_config", "fingerprint", "resolve_device", "settings_of", "train"]
 
@@ -106,22 +108,24 @@ class StepSchedule:
         return self.gamma ** bisect.bisect_right(self.milestones, epoch)
 
 
-def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10) -> nn.Module:
-    """Seeded init (torch.manual_seed first) so the same seed gives the same network."""
+def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10,
+                image_size: int = 32) -> GatedNetwork:
+    """Seeded init (torch.manual_seed first) so the same seed gives the same network; the gate
+    seeded with the run's seed too. `image_size`: the prepared images' (32, or 64)."""
     from sdnet import models
 
     torch.manual_seed(config.seed)
     model = models.build_model(config.depth, config.arch, num_classes=num_classes,
-                               shortcut=config.shortcut, survival=config.survival,
-                               p_last=config.p_last)
-    model.seed_gates(config.seed)
+                               image_size=image_size, shortcut=config.shortcut,
+                               survival=config.survival, p_last=config.p_last)
+    model.gate.manual_seed(config.seed)
     model = model.to(device)
     if use_channels_last(config, device):
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig
+def build_optimizer(model: GatedNetwork, config: TrainConfig
                     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The paper's SGD (Nesterov, dampening 0) and a per-epoch step schedule."""
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -211,13 +215,13 @@ def _raise_non_finite(epoch: int, step: int, steps: int) -> None:
                      f"{steps}; lower --lr or check the data")
 
 
-def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
+def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
               config: TrainConfig, device: torch.device,
               heartbeat: Callable[[], None] | None = None) -> EpochStats:
     """One pass over the training split without host syncs (bar the one at the end).
     `heartbeat()` runs after every step (host-side only: the run lock's mtime)."""
     model.train()
-    model.reset_gate_stats()
+    model.gate.reset_stats()
     steps = len(loader)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     wrong = torch.zeros((), dtype=torch.int64, device=device)
@@ -251,7 +255,7 @@ def run_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, e
     mean_loss = float(loss_sum) / max(seen, 1)
     if bad < steps or not math.isfinite(mean_loss):
         _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps)
-    computed, total = model.gate_stats()
+    computed, total = model.gate.stats()
     return EpochStats(loss=mean_loss, error=100.0 * int(wrong) / max(seen, 1),
                       blocks_computed=computed / total if total else 1.0, seconds=seconds)
 
@@ -267,7 +271,7 @@ def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, config: TrainConfig, device: torch.device) -> float:
+def evaluate(model: GatedNetwork, loader: Any, config: TrainConfig, device: torch.device) -> float:
     """Error in percent with every block run and scaled by its survival probability (Eq. 5)."""
     model.eval()
     wrong = torch.zeros((), dtype=torch.int64, device=device)
@@ -295,7 +299,7 @@ def versions() -> dict:
             "sdnet": sdnet.__version__}
 
 
-def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module,
+def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetwork,
                   state: RunState, device: torch.device, num_classes: int = 10) -> dict:
     """summary.json as docs/DESIGN.md lists it (plus the settings fingerprint)."""
     history = state.history
@@ -327,8 +331,8 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: nn.Module
         "train_seconds": train_seconds,
         "mean_epoch_seconds": train_seconds / len(history),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
-        "survival_probabilities": [float(p) for p in model.survival_probabilities()],
-        "expected_block_fraction": float(model.expected_block_fraction()),
+        "survival_probabilities": [float(p) for p in model.gate.probabilities],
+        "expected_block_fraction": float(model.gate.expected_fraction()),
         "mean_blocks_computed": sum(r["blocks_computed"] for r in history) / len(history),
     }
 
@@ -345,12 +349,12 @@ def _epoch_line(row: dict, epochs: int, eval_seconds: float, eta: float) -> str:
             f"ETA {_fmt_minutes(eta)}")
 
 
-def train_epoch(epoch: int, model: nn.Module, loaders: Loaders, optimizer: torch.optim.Optimizer,
+def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: torch.optim.Optimizer,
                 scheduler: Any, config: TrainConfig, device: torch.device,
                 heartbeat: Callable[[], None] | None = None) -> tuple[dict, float]:
     """Train, evaluate and step the schedule: the epoch's metrics.csv row and eval seconds."""
     lr = optimizer.param_groups[0]["lr"]
-    model.set_epoch(epoch, config.epochs)
+    model.gate.set_epoch(epoch, config.epochs)
     stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat)
     eval_start = time.perf_counter()
     val = evaluate(model, loaders.val, config, device) if loaders.val is not None else None
@@ -399,11 +403,12 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     device = resolve_device(config.device)
     devices.setup_device(device)
     num_classes = len(prepared.meta.get("classes") or range(10))
+    image_size = int(prepared.train[0].shape[1])  # (N, H, W, 3): 32, or 64 (stride-2 stem)
     loaders = build_loaders(config, prepared, device)
     del prepared
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = build_model(config, device, num_classes)
+    model = build_model(config, device, num_classes, image_size)
     optimizer, scheduler = build_optimizer(model, config)
     state = RunState()
     if ckpt is not None:

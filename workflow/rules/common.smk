@@ -1,7 +1,8 @@
 # Config -> validated settings, paths and `sdnet train` flags. Parsed on every snakemake call
-# (dry runs included), so nothing here imports torch or pandas: only the torch-free sdnet.spec
-# and sdnet.grid (validation, the settings cascade, sweeps and the run list, shared with
-# `sdnet status`).
+# (dry runs included), so nothing here imports torch, numpy or pandas: only the torch-free
+# sdnet.spec (with the data set registry), sdnet.grid (validation, the settings cascade, sweeps
+# and the run list, shared with `sdnet status`), sdnet.layout (where a run lives) and
+# sdnet.settings (the flags).
 
 import functools
 import math
@@ -14,12 +15,13 @@ from pathlib import Path
 from snakemake.logging import logger
 
 try:
-    from sdnet import grid, spec
+    from sdnet import grid, layout, spec
 except ImportError:  # a checkout used without `pip install -e .`: the package sits in src/
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-    from sdnet import grid, spec
-from sdnet import networks, sharing
+    from sdnet import grid, layout, spec
+from sdnet import sharing
 from sdnet.errors import SdnetError
+from sdnet.settings import to_flags
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,12 +61,12 @@ RESOURCES = config["resources_dir"].rstrip("/")
 EXPERIMENT = config["experiment"]
 LOGS = f"{RESULTS}/logs"
 
-# Wildcard patterns shared by the rules.
-RUN_DIR = f"{RESULTS}/runs/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}"
+# Wildcard patterns shared by the rules; a run's folder and log: sdnet.layout.
+RUN_DIR = f"{RESULTS}/{layout.RUN_FOLDER}"
+TRAIN_LOG = f"{RESULTS}/{layout.TRAIN_LOG}"
 RAW_ARCHIVE = f"{RESOURCES}/raw/{{dataset}}/{{archive}}"
 FAKE_ARCHIVE = f"{RESOURCES}/mirror/{{dataset}}/{{archive}}"
 DATA_DIR = f"{RESOURCES}/data/{{dataset}}"
-TRAIN_LOG = f"{LOGS}/train_run/{{dataset}}/resnet{{depth}}/{{variant}}/seed{{seed}}.log"
 RUNS_CSV = f"{RESULTS}/metrics/runs.csv"
 EPOCHS_CSV = f"{RESULTS}/metrics/epochs.csv"
 FIGURES = ("test_error_curves", "final_error", "epoch_time")
@@ -73,12 +75,12 @@ FIGURES = ("test_error_curves", "final_error", "epoch_time")
 # Data sets
 # ---------------------------------------------------------------------------------------------
 
-# The official file names (sdnet.spec): `sdnet data download` stores each file under its name.
-# Most data sets are one archive; SVHN is a folder of files, each downloaded on its own job (a
-# failed 1.3 GB extra_32x32.mat does not refetch the others) and prepared as one folder.
-FOLDER_DATASETS = [d for d in spec.DATASETS if len(spec.dataset_spec(d).files) > 1]
+# Each data set's object (sdnet.spec.dataset_spec, from the data set registry) names its
+# official files: `sdnet data download` stores each file under its name. Most data sets are one
+# archive; a folder data set (SVHN) has several files, each downloaded on its own job (a failed
+# 1.3 GB extra_32x32.mat does not refetch the others) and prepared as one folder.
+FOLDER_DATASETS = [d for d in spec.DATASETS if spec.dataset_spec(d).folder]
 ARCHIVE_DATASETS = [d for d in spec.DATASETS if d not in FOLDER_DATASETS]
-SVHN_EXTRA = "extra_32x32.mat"  # needed only with use_extra
 
 
 def dataset_config(dataset: str) -> dict:
@@ -95,11 +97,9 @@ def is_folder(dataset: str) -> bool:
 
 
 def dataset_files(dataset: str) -> list[str]:
-    """The raw files this configuration needs (SVHN's extra only with use_extra)."""
-    files = spec.dataset_spec(dataset).files
-    if not dataset_config(dataset).get("use_extra", True):
-        files = tuple(f for f in files if f != SVHN_EXTRA)
-    return list(files)
+    """The raw files this configuration needs (the data set's object says: SVHN's extra only
+    with use_extra)."""
+    return [f.name for f in spec.dataset_spec(dataset).needed_files(dataset_config(dataset))]
 
 
 def raw_file(dataset: str, name: str) -> str:
@@ -145,7 +145,7 @@ def download_flags(wildcards, output) -> str:
 
 def fake_flags(dataset: str) -> str:
     """`sdnet data fake` settings (a change remakes the fake, and so everything after it)."""
-    fake = dataset_config(dataset)["fake"]
+    fake = dataset_config(dataset)["fake"] or {}
     flags = [f"--seed {fake.get('seed', 0)}"]
     if "per_class" in fake:
         flags.append(f"--per-class {fake['per_class']}")
@@ -181,29 +181,18 @@ def prepare_flags(wildcards) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_settings(dataset: str, depth, variant: str, seed) -> dict:
-    """Every trainer setting of one run: the cascade train < data set < network < variant."""
-    return grid.run_settings(config, dataset, depth, variant, seed)
-
-
-def _flag(name: str, value) -> list[str]:
-    """One setting as `sdnet train` arguments; None = the trainer's default (omit)."""
-    dashed = name.replace("_", "-")
-    flag = f"--{dashed}"
-    if value is None:
-        return []
-    if isinstance(value, bool):
-        return [flag if value else f"--no-{dashed}"]
-    if isinstance(value, list):
-        return [flag, *(str(v) for v in value)]
-    return [flag, str(value)]
+def run_settings(dataset: str, network: str, variant: str, seed) -> dict:
+    """Every trainer setting of one run: the cascade train < data set < network < variant,
+    then the run's identity (depth and arch from the network's name)."""
+    return grid.run_settings(config, dataset, network, variant, seed)
 
 
 def train_flags(wildcards) -> str:
-    """`sdnet train` flags of the run named by the wildcards (sorted: stable across calls)."""
-    settings = run_settings(wildcards.dataset, wildcards.depth, wildcards.variant, wildcards.seed)
-    args = [arg for name in sorted(settings) for arg in _flag(name, settings[name])]
-    return shlex.join(args)
+    """`sdnet train` flags of the run named by the wildcards (sdnet.settings.to_flags: sorted,
+    so stable across calls; `sdnet train` parses them back into the same settings)."""
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
+    return shlex.join(to_flags(settings))
 
 
 def train_retries() -> int:
@@ -311,18 +300,11 @@ def pack_inputs(pack) -> list[str]:
 
 GRID_RUNS = grid.runs(config)  # expanded once per parse: the targets below all read it
 # pack: k seeds of one (data set, network, variant) per training job (sdnet.sharing.packs)
-PACKS = sharing.packs(GRID_RUNS, RUNS_PER_GPU,
-                      lambda run: networks.network_name(run.depth, run.settings.get("arch"))
-                      ) if PACKED else []
-
-
-def all_runs() -> list[dict]:
-    """The grid: one dict of wildcards per training run (sdnet.grid.runs, sweeps expanded)."""
-    return [run.wildcards for run in GRID_RUNS]
+PACKS = sharing.packs(GRID_RUNS, RUNS_PER_GPU, lambda run: run.network) if PACKED else []
 
 
 def all_summaries() -> list[str]:
-    return [f"{RUN_DIR.format(**run)}/summary.json" for run in all_runs()]
+    return [f"{RESULTS}/{run.folder}/summary.json" for run in GRID_RUNS]
 
 
 COMPARISONS_CSV = f"{RESULTS}/metrics/comparisons.csv"
@@ -330,13 +312,13 @@ SWEEP_FIGURE = "error_vs_p_last"  # sdnet.report.SWEEP_FIGURE (not imported: it 
 
 
 def has_p_last_sweep() -> bool:
-    """Whether some (data set, depth, augmentation) of the grid has two or more p_L values of
+    """Whether some (data set, network, augmentation) of the grid has two or more p_L values of
     one survival rule: the rows sdnet.report.sweep_rows draws against p_L."""
     values: dict[tuple, set] = {}
     for run in GRID_RUNS:
         settings = run.settings
         if settings["survival"] != "none":
-            key = (run.dataset, run.depth, settings.get("augment"), settings["survival"])
+            key = (run.dataset, run.network, settings.get("augment"), settings["survival"])
             values.setdefault(key, set()).add(float(settings["p_last"]))
     return any(len(p_lasts) >= 2 for p_lasts in values.values())
 

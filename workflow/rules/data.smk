@@ -18,19 +18,28 @@ rule make_fake_archive:
         " > {log:q} 2>&1"
 
 
-rule make_fake_svhn:
-    """SVHN's three small .mat files in the real format, written by one job (`fake:`)."""
-    output:
-        [fake_file("svhn", name) for name in spec.dataset_spec("svhn").files],
-    params:
-        flags=lambda wildcards: fake_flags("svhn"),
-        folder=lambda wildcards, output: os.path.dirname(output[0]),
-    log:
-        f"{LOGS}/make_fake_svhn/svhn.log",
-    conda:
-        "../envs/sdnet.yaml"
-    shell:
-        "sdnet data fake --format svhn {params.flags} --out {params.folder:q} > {log:q} 2>&1"
+# A folder data set's fake files come from one job (one generator run writes them all), so each
+# gets a rule of its own: make_fake_svhn.
+for _dataset in FOLDER_DATASETS:
+
+    rule:
+        """A folder data set's small files in the real format, written by one job (`fake:`)."""
+        name:
+            f"make_fake_{_dataset}"
+        output:
+            [fake_file(_dataset, f.name) for f in spec.dataset_spec(_dataset).files],
+        params:
+            dataset=_dataset,
+            flags=(lambda dataset: lambda wildcards: fake_flags(dataset))(_dataset),
+            folder=lambda wildcards, output: os.path.dirname(output[0]),
+        localrule: True
+        log:
+            f"{LOGS}/make_fake_{_dataset}/{_dataset}.log",
+        conda:
+            "../envs/sdnet.yaml"
+        shell:
+            "sdnet data fake --format {params.dataset} {params.flags} --out {params.folder:q}"
+            " > {log:q} 2>&1"
 
 
 rule download_dataset:

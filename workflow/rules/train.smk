@@ -1,7 +1,8 @@
-# Training: one job per run of the grid (sdnet.grid.runs: dataset x depth x variant x seed, sweeps
-# expanded), one GPU each; its flags come from the settings cascade (train_flags, common.smk).
-# With train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.sharing): one job per
-# run with k per GPU (gpu_sharing: shard), or one job per k runs (gpu_sharing: pack).
+# Training: one job per run of the grid (sdnet.grid.runs: dataset x network x variant x seed,
+# sweeps expanded), one GPU each; its flags come from the settings cascade (train_flags,
+# common.smk), its folder and log from sdnet.layout (RUN_DIR, TRAIN_LOG). With
+# train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.sharing): one job per run
+# with k per GPU (gpu_sharing: shard), or one job per k runs (gpu_sharing: pack).
 #
 # checkpoint.pt (in the run folder) is deliberately not an output: Snakemake never deletes it, so
 # a job killed by the walltime, a node failure or Ctrl-C resumes on its retry or on the next call.

@@ -1,11 +1,14 @@
-"""Data: download/verify/prepare CIFAR-10, CIFAR-100, CINIC-10 and SVHN, fakes, the loader.
+"""Data: download/verify/prepare the registered data sets, fakes, the loader.
 
-One reader module per format (`cifar`: the CIFAR-10/100 pickles, `cinic`: the CINIC-10 PNG tree,
-`svhn`: the SVHN .mat files) behind one `download` / `prepare` / `make_fake` interface.
+One object per data set, in its format module (`cifar`: CIFAR-10 and CIFAR-100, `cinic`,
+`svhn`), registered in `sdnet.data.registry`; `download` / `prepare` / `make_fake` work for
+every registered data set through it.
 
 Everything public is importable as `sdnet.data.<name>`; see docs/DESIGN.md (`sdnet.data`).
-torch is imported only when a loader name is first used, so `sdnet data download|prepare|fake`
-and the decoding worker processes stay light.
+Importing the package, the registry and the format modules is light (no numpy, PIL, scipy or
+torch: the Snakefile imports them at parse time); the arrays, fakes and loader load on first
+use, torch only with the loader, so `sdnet data download|prepare|fake` and the decoding worker
+processes stay light.
 """
 
 from __future__ import annotations
@@ -13,19 +16,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sdnet.data.common import CLASSES, DATASET_INFO, DatasetInfo, class_names, dataset_info
+# `download` and `prepare` are light modules whose functions share their names: imported here so
+# that the package attributes are the functions, not the modules.
 from sdnet.data.download import download
-from sdnet.data.fake import fake_prepared, make_fake
 from sdnet.data.prepare import prepare
-from sdnet.data.prepared import Prepared, load_prepared
+from sdnet.data.registry import Dataset, RawFile, dataset_names, get_dataset, register_dataset
 
 _LAZY = {"DeviceLoader": "sdnet.data.loader", "crop_flip": "sdnet.data.loader",
-         "epoch_seed": "sdnet.data.loader"}
+         "epoch_seed": "sdnet.data.loader", "Prepared": "sdnet.data.prepared",
+         "load_prepared": "sdnet.data.prepared", "fake_prepared": "sdnet.data.fake",
+         "make_fake": "sdnet.data.fake"}
 
 __all__ = [
-    "CLASSES", "DATASET_INFO", "DatasetInfo", "DeviceLoader", "Prepared", "class_names",
-    "crop_flip", "dataset_info", "download", "epoch_seed", "fake_prepared", "load_prepared", "make_fake",
-    "prepare",
+    "Dataset", "DeviceLoader", "Prepared", "RawFile", "crop_flip", "dataset_names", "download",
+    "epoch_seed", "fake_prepared", "get_dataset", "load_prepared", "make_fake", "prepare",
+    "register_dataset",
 ]
 
 

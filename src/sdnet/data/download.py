@@ -18,10 +18,11 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 import zlib
 from pathlib import Path
 
-from sdnet.data.common import check_url, dataset_info
+from sdnet.data.registry import check_url, get_dataset
 from sdnet.errors import SdnetError
 
 log = logging.getLogger(__name__)
@@ -56,18 +57,19 @@ def _fetch(source: str, tmp: Path) -> None:
         raise SdnetError(f"could not fetch {source}: {err}") from err
 
 
-def _is_gzip(path: Path) -> bool:
+def _check_complete(path: Path, name: str) -> None:
+    """Without an md5, at least refuse an archive cut short: a gzip stream that ends early or
+    is corrupt, a zip without its central directory (written last)."""
     with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def _check_gzip_complete(path: Path, name: str) -> None:
-    """Without an md5, at least refuse an archive whose gzip stream is cut short or corrupt."""
+        magic = fh.read(4)
     try:
-        with gzip.open(path, "rb") as fh:
-            while fh.read(1 << 22):
-                pass
-    except (EOFError, OSError, zlib.error) as err:
+        if magic[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 22):
+                    pass
+        elif magic == b"PK\x03\x04":
+            zipfile.ZipFile(path).close()
+    except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as err:
         raise SdnetError(f"{name}: truncated or corrupt archive ({err}); it was not kept") from err
 
 
@@ -88,8 +90,7 @@ def verify(path: Path, md5: str, name: str | None = None) -> str:
     actual = md5_of(path)
     if md5.lower() == SKIP_MD5:
         log.warning("md5 check skipped for %s (actual md5 %s)", name, actual)
-        if _is_gzip(path):
-            _check_gzip_complete(path, name)
+        _check_complete(path, name)
     elif actual != md5.lower():
         raise SdnetError(f"{name}: md5 mismatch (expected {md5.lower()}, got {actual}); the "
                          "file is wrong or truncated and was not kept")
@@ -113,10 +114,11 @@ def download(dataset: str, out_dir: Path | str, url: str | None = None,
     .mat files), and its `url` is the folder holding them (the file name is appended). `md5`
     defaults to the official md5 of that file ("none" skips the check).
     """
-    info = dataset_info(dataset)
-    name = info.file_name(file)
-    source = info.file_url(name, url)
-    md5 = md5 or info.md5s[name]
+    ds = get_dataset(dataset)
+    official = ds.file(file)
+    name = official.name
+    source = ds.file_url(name, url)
+    md5 = md5 or official.md5
     if md5.lower() != SKIP_MD5 and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
         # Before fetching: a typo must not cost a 1.3 GB download to find out.
         raise SdnetError(f"--md5 {md5!r} for {name} is not an md5 (32 hex digits) or 'none'")

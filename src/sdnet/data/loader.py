@@ -1,5 +1,6 @@
 """Batches straight from device memory: the whole split lives on the device as uint8 NCHW.
 
+Any image size H x W works (CIFAR's 32x32, Tiny ImageNet's 64x64): the crop keeps it.
 Shuffling and augmentation (pad-4 random crop + horizontal flip) are drawn from one generator on
 the loader's device, seeded by (seed, epoch) only: a resumed epoch replays exactly the same
 batches, and nothing forces a host-device sync. Crop and flip are one gather over the batch.
@@ -15,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 PAD = 4
-SIZE = 32
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -28,7 +28,7 @@ def crop_flip(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
     """Crop each image of a uint8 NCHW batch at (dy, dx) of its zero-padded copy, then flip.
 
     Padding happens on raw pixels, so the border is black as with torchvision's
-    RandomCrop(32, padding=4) before Normalize. dy, dx in [0, 2 * PAD]; flip is bool. One
+    RandomCrop((h, w), padding=4) before Normalize. dy, dx in [0, 2 * PAD]; flip is bool. One
     `gather` over each image's flattened padded plane, with an index shared by the channels:
     about 5x faster on CPU than 4-D advanced indexing (benchmarks/README.md).
     """

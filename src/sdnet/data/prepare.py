@@ -1,11 +1,11 @@
 """Raw files -> train/val/test .npz + meta.json, written atomically into a prepared folder.
 
-One reader per format (sdnet.data.cifar, .cinic, .svhn) turns the downloaded files into
-(images, labels) splits; this module checks the options, builds meta.json and publishes the
+The data set's object (sdnet.data.registry) checks the split options and turns its raw files
+into (images, labels) splits; this module finds the files, builds meta.json and publishes the
 folder. Arrays and meta.json (last) go into a temporary folder beside the output that is renamed
-into place only when complete, so an interrupted prepare leaves nothing that looks finished.
-Same inputs, same bytes: every reader orders images deterministically and draws the validation
-split from its own seeded generator.
+into place only when complete, so an interrupted or failed prepare leaves nothing that looks
+finished and an earlier prepared folder untouched. Same inputs, same bytes: every reader orders
+images deterministically and draws the validation split from its own seeded generator.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sdnet.data import cifar, cinic, svhn
-from sdnet.data.common import dataset_info, default_workers
-from sdnet.data.download import md5_of
-from sdnet.data.prepared import Split, build_meta, write_meta, write_split
+from sdnet.data.common import default_workers
+from sdnet.data.registry import Dataset, get_dataset
 from sdnet.errors import SdnetError
+
+if TYPE_CHECKING:
+    from sdnet.data.prepared import Split
 
 PREPARED_NAMES = {"train.npz", "val.npz", "test.npz", "meta.json"}
 
@@ -41,62 +42,60 @@ def _publish(staging: Path, out_dir: Path) -> None:
 
 
 def _write_prepared(folder: Path, splits: dict[str, Split], meta: dict) -> None:
+    from sdnet.data.prepared import write_meta, write_split
+
     for name, (images, labels) in splits.items():
-        write_split(folder / f"{name}.npz", images, labels, meta["num_classes"])
+        write_split(folder / f"{name}.npz", images, labels, meta["num_classes"],
+                    meta["image_size"])
     write_meta(folder / "meta.json", meta)  # last: its presence means the folder is complete
 
 
-def _check_options(dataset: str, val_size: int | None, use_extra: bool | None,
-                   val_per_class: Mapping[str, int] | None) -> None:
-    """Each data set's own split options, and only those."""
-    if dataset == "svhn":
-        if val_size is not None:
-            raise SdnetError("svhn takes no val_size: its validation set is val_per_class images "
-                             "of each digit (--val-per-class-train, --val-per-class-extra)")
-        return
-    if use_extra is not None or val_per_class is not None:
-        raise SdnetError(f"use_extra and val_per_class apply to svhn only, not {dataset} "
-                         "(use --val-size)")
-    if val_size is not None and val_size < 0:
-        raise SdnetError(f"val_size must be >= 0, got {val_size}")
+def raw_files(dataset: Dataset, archive: Path, options: dict[str, Any]) -> dict[str, Path]:
+    """Official file name -> local path of the files `options` need. `archive` is the archive
+    itself (a single-archive data set; any name), or the folder holding the files under their
+    official names (`sdnet data download --out`)."""
+    needed = dataset.needed_files(options)
+    names = ", ".join(f.name for f in needed)
+    if archive.is_dir():
+        paths = {f.name: archive / f.name for f in needed}
+        for name, path in paths.items():
+            if not path.is_file():
+                flag = f" --file {name}" if dataset.folder else ""
+                raise SdnetError(f"{path} not found; run `sdnet data download --dataset "
+                                 f"{dataset.name}{flag}` first")
+        return paths
+    if dataset.folder:
+        problem = "is a file" if archive.exists() else "not found"
+        raise SdnetError(f"{archive} {problem}: for {dataset.name} --archive is the folder "
+                         f"holding {names} (`sdnet data download --dataset {dataset.name} "
+                         "--file NAME` puts them there)")
+    if not archive.is_file():
+        raise SdnetError(f"{archive} not found; run `sdnet data download` first")
+    return {needed[0].name: archive}
 
 
-def prepare(dataset: str, archive: Path | str, out_dir: Path | str, val_size: int | None = None,
-            split_seed: int = 0, workers: int | None = None, *, use_extra: bool | None = None,
-            val_per_class: Mapping[str, int] | None = None) -> dict:
+def prepare(dataset: str, archive: Path | str, out_dir: Path | str, *, split_seed: int = 0,
+            workers: int | None = None, **options: Any) -> dict:
     """Turn the downloaded files into the prepared folder `out_dir`; return its meta dict.
 
-    `archive` is the archive file, or for svhn the folder holding its .mat files. svhn takes
-    `use_extra` (default True) and `val_per_class` ({"train": 400, "extra": 200} by default)
-    instead of `val_size`; `workers` (CINIC-10's PNG decoding processes) is unused elsewhere.
+    `archive`: the archive file, or the folder holding the data set's files. `options`: the
+    data set's split options (None = its default): `val_size` for the single-archive sets,
+    `use_extra` and `val_per_class` for SVHN. `workers`: image-decoding processes (default: the
+    cores this process may use), for the data sets of image files.
     """
-    info = dataset_info(dataset)
-    archive, out_dir = Path(archive), Path(out_dir)
-    _check_options(dataset, val_size, use_extra, val_per_class)
-    shape: dict[str, object] = {}
-    if dataset == "svhn":
-        if not archive.is_dir():
-            problem = "is a file" if archive.exists() else "not found"
-            raise SdnetError(f"{archive} {problem}: for svhn --archive is the folder holding "
-                             f"{', '.join(info.files)} (`sdnet data download --dataset svhn "
-                             "--file NAME` puts them there)")
-        use_extra = True if use_extra is None else bool(use_extra)
-        per_class = svhn.val_per_class_settings(use_extra, val_per_class)
-        splits = svhn.prepare_splits(archive, use_extra, per_class, split_seed)
-        used = [svhn.FILES[k] for k in ("train", "test", "extra") if k != "extra" or use_extra]
-        source_md5: str | dict[str, str] = {name: md5_of(archive / name) for name in used}
-        shape = {"use_extra": use_extra, "val_per_class": per_class}
-    else:
-        if not archive.is_file():
-            raise SdnetError(f"{archive} not found; run `sdnet data download` first")
-        if dataset == "cinic10":
-            splits = cinic.prepare_splits(archive, val_size, split_seed,
-                                          workers or default_workers())
-        else:
-            splits = cifar.prepare_splits(dataset, archive, val_size, split_seed)
-        source_md5 = md5_of(archive)
+    from sdnet.data.download import md5_of
+    from sdnet.data.prepared import build_meta
+
+    ds = get_dataset(dataset)
+    options = ds.split_options(**options)
+    paths = raw_files(ds, Path(archive), options)
+    out_dir = Path(out_dir)
+    splits = ds.read(paths, options, split_seed=split_seed, workers=workers or default_workers())
+    md5s = {name: md5_of(path) for name, path in paths.items()}
+    source_md5 = md5s if ds.folder else next(iter(md5s.values()))
     val_count = len(splits["val"][1]) if "val" in splits else 0
-    meta = build_meta(dataset, splits, source_md5, val_count, split_seed, **shape)
+    meta = build_meta(ds, splits, source_md5, val_count, split_seed,
+                      classes=ds.class_names(paths), **ds.meta_fields(paths, options))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:

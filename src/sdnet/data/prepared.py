@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sdnet.data.common import FORMAT_VERSION, IMAGE_SHAPE, class_names, require_file
+from sdnet.data.common import FORMAT_VERSION, require_file
+from sdnet.data.registry import Dataset, get_dataset
 from sdnet.errors import SdnetError
 
 SPLITS = ("train", "val", "test")
@@ -40,12 +42,13 @@ class Prepared:
 
 
 def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str,
-                num_classes: int = 10) -> None:
-    """Raise SdnetError naming `source` unless the arrays are a valid 32x32 RGB split with
-    labels in 0..num_classes-1."""
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-        raise SdnetError(f"{source}: images must be uint8 (N, 32, 32, 3), got "
-                         f"{images.dtype} {images.shape}")
+                num_classes: int = 10, image_size: int = 32) -> None:
+    """Raise SdnetError naming `source` unless the arrays are a valid RGB split of
+    image_size x image_size images with labels in 0..num_classes-1."""
+    shape = (image_size, image_size, 3)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape:
+        raise SdnetError(f"{source}: images must be uint8 (N, {image_size}, {image_size}, 3), "
+                         f"got {images.dtype} {images.shape}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise SdnetError(f"{source}: {images.shape[0]} images but labels of shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
@@ -56,12 +59,12 @@ def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str,
 
 
 def write_split(path: Path, images: np.ndarray, labels: np.ndarray,
-                num_classes: int = 10) -> None:
+                num_classes: int = 10, image_size: int = 32) -> None:
     """Uncompressed .npz (fast to load) with fixed zip timestamps, so equal data = equal bytes.
 
     np.savez stamps each member with the current time; this writes the same format by hand.
     """
-    check_split(images, labels, path, num_classes)
+    check_split(images, labels, path, num_classes, image_size)
     arrays = {"images": np.ascontiguousarray(images), "labels": labels.astype(np.int64)}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, array in arrays.items():
@@ -88,17 +91,21 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-def build_meta(dataset: str, splits: dict[str, Split], source_md5: str | dict[str, str],
-               val_size: int, split_seed: int, **shape: object) -> dict:
+def build_meta(dataset: str | Dataset, splits: dict[str, Split],
+               source_md5: str | dict[str, str], val_size: int, split_seed: int, *,
+               classes: Sequence[str] | None = None, **shape: object) -> dict:
     """meta.json content as docs/DESIGN.md fixes it. `source_md5` is the archive's md5, or
-    {file: md5} for a data set of several files; `shape` holds the data set's own settings that
-    shape the arrays (SVHN: use_extra, val_per_class), so that they enter the fingerprint."""
+    {file: md5} for a data set of several files; `classes`: the names in label order (default:
+    the data set's own); `shape` holds the data set's own settings that shape the arrays (SVHN:
+    use_extra, val_per_class), so that they enter the fingerprint."""
+    dataset = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    classes = list(dataset.classes if classes is None else classes)
     mean, std = channel_stats(splits["train"][0])
-    classes = list(class_names(dataset))
     return {
-        "dataset": dataset,
+        "dataset": dataset.name,
         "classes": classes,
         "num_classes": len(classes),
+        "image_size": dataset.image_size,
         "counts": {name: len(split[1]) for name, split in splits.items()},
         "mean": mean,
         "std": std,
@@ -114,7 +121,7 @@ def write_meta(path: Path, meta: dict) -> None:
     path.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
 
 
-def _read_split(path: Path, num_classes: int) -> Split:
+def _read_split(path: Path, num_classes: int, image_size: int) -> Split:
     require_file(path, PREPARE_HINT)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -124,7 +131,7 @@ def _read_split(path: Path, num_classes: int) -> Split:
             f"{path}: unreadable or truncated prepared array ({type(err).__name__}: {err}); "
             f"re-run `sdnet data prepare` (under Snakemake: delete {path.parent} so that "
             "prepare_dataset runs again)") from err
-    check_split(images, labels, path, num_classes)
+    check_split(images, labels, path, num_classes, image_size)
     return images, labels
 
 
@@ -140,6 +147,20 @@ def _read_meta(data_dir: Path) -> dict:
     return meta
 
 
+def _image_size(path: Path, meta: dict) -> int:
+    """The data set's image size; a meta.json that says otherwise is refused. (Folders prepared
+    before meta.json recorded it hold the data set's size.)"""
+    try:
+        expected = get_dataset(meta.get("dataset")).image_size
+    except SdnetError as err:
+        raise SdnetError(f"{path}: {err}") from None
+    if meta.get("image_size", expected) != expected:
+        raise SdnetError(f"{path}: image_size {meta['image_size']!r}, but "
+                         f"{meta['dataset']} images are {expected}x{expected}; {PREPARE_HINT} "
+                         "again")
+    return expected
+
+
 def load_prepared(data_dir: Path | str) -> Prepared:
     """Read a folder written by `prepare`; SdnetError saying what is missing and what to run."""
     data_dir = Path(data_dir)
@@ -147,7 +168,8 @@ def load_prepared(data_dir: Path | str) -> Prepared:
         raise SdnetError(f"data folder {data_dir} not found; {PREPARE_HINT}")
     meta = _read_meta(data_dir)
     num_classes = len(meta.get("classes") or ())
-    splits = {name: _read_split(data_dir / f"{name}.npz", num_classes)
+    image_size = _image_size(data_dir / "meta.json", meta)
+    splits = {name: _read_split(data_dir / f"{name}.npz", num_classes, image_size)
               for name in SPLITS if name in meta.get("counts", {})}
     for name in ("train", "test"):
         if name not in splits:

@@ -2,11 +2,14 @@
 
 `aggregate(run_dirs, runs_csv, epochs_csv)` turns every finished run folder (read through
 `sdnet.runfolder`, which describes its files) into one runs.csv row per run (summary fields,
-then the settings flattened) and one epochs.csv row per run-epoch. A folder that breaks the
+with the run's `network` name made from its depth and family, then the settings flattened)
+and one epochs.csv row per run-epoch. A run is (dataset, network, variant, seed): a CIFAR and a
+bottleneck ResNet-50 are two runs. A folder that breaks the
 trainer's contract raises `SdnetError` naming its path before anything is written.
 `read_runs` / `read_epochs` give those tables back to the tables, figures and statistics; a
 runs.csv a user edited into nonsense (a run twice, a non-numeric error, an unknown survival
-rule) is one error line naming the file and line.
+rule) is one error line naming the file and line. Tables written before networks had names
+(no `network` column) are read as the depth's own family's (`resnet110`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from sdnet import runfolder, spec
+from sdnet import networks, runfolder, spec
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
 from sdnet.report.names import default_augment
@@ -30,16 +33,22 @@ log = logging.getLogger(__name__)
 
 # metrics.csv columns that must hold a number on every row (val_error is empty without a val split).
 METRICS_REQUIRED_VALUES = ("epoch", "test_error", "epoch_seconds")
-# One run = one (dataset, depth, variant, seed): the run folder layout makes these unique.
-RUN_KEYS = ("dataset", "depth", "variant", "seed")
+# One run = one (dataset, network, variant, seed): the run folder layout makes these unique.
+RUN_KEYS = ("dataset", "network", "variant", "seed")
+# epochs.csv's run columns, and the order of both tables' rows (shallow networks first).
+EPOCH_KEYS = ("dataset", "network", "depth", "variant", "seed")
+ROW_ORDER = ("dataset", "depth", "network", "variant", "seed")
+# Text fields of summary.json, and the text columns of runs.csv (never parsed as numbers).
 TEXT_FIELDS = ("dataset", "arch", "variant", "survival", "device")
+TEXT_COLUMNS = (*TEXT_FIELDS, "network")
 # summary.json fields the report needs; the ones in NULLABLE_FIELDS may be null.
 NUMBER_FIELDS = ("depth", "seed", "p_last", "epochs", "best_epoch", "best_val_error",
                  "test_error_at_best", "final_test_error", "train_seconds", "mean_epoch_seconds",
                  "parameters", "mean_blocks_computed")
 NULLABLE_FIELDS = ("best_val_error",)
 # runs.csv: these columns first, in this order; any further summary field or setting follows.
-RUN_COLUMNS = ("dataset", "depth", "arch", "variant", "seed", "survival", "p_last", "augment",
+RUN_COLUMNS = ("dataset", "network", "depth", "arch", "variant", "seed", "survival", "p_last",
+               "augment",
                "epochs", "best_epoch", "best_val_error", "test_error_at_best",
                "final_test_error", "train_seconds", "mean_epoch_seconds", "parameters", "device",
                "mean_blocks_computed", "expected_block_fraction", "peak_memory_mb", "run_dir")
@@ -51,7 +60,7 @@ RUNS_NUMBERS = ("depth", "seed", "p_last", "epochs", "best_epoch", "best_val_err
                 "mean_blocks_computed")
 RUNS_NEEDED = ("dataset", "arch", "variant", "survival", *RUNS_NUMBERS)
 EPOCHS_NUMBERS = ("depth", "seed", "epoch", "test_error", "epoch_seconds")
-EPOCHS_NEEDED = RUN_KEYS + ("epoch", "test_error", "epoch_seconds")
+EPOCHS_NEEDED = ("dataset", "depth", "variant", "seed", "epoch", "test_error", "epoch_seconds")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +112,10 @@ def _check_summary(folder: Path, summary: dict[str, Any]) -> None:
     for field in TEXT_FIELDS:
         if not isinstance(summary[field], str) or not summary[field]:
             raise _malformed(folder, f"{path}: {field} is not a non-empty string")
+    try:
+        networks.network_name(int(summary["depth"]), summary["arch"])
+    except networks.SpecError as err:
+        raise _malformed(folder, f"{path}: depth and arch name no network: {err}") from None
 
 
 def _check_metrics(folder: Path, frame: pd.DataFrame, epochs: int) -> pd.DataFrame:
@@ -136,7 +149,8 @@ def _cell(value: Any) -> Any:
 
 def _run_row(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """One runs.csv row: summary fields, then settings (flattened) not already a summary field."""
-    row: dict[str, Any] = {}
+    row: dict[str, Any] = {"network": networks.network_name(int(summary["depth"]),
+                                                            summary["arch"])}
     for key, value in summary.items():
         if key in ("settings", *SKIPPED_FIELDS):
             continue
@@ -198,14 +212,15 @@ def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path,
         metrics = _check_metrics(folder, metrics, int(summary["epochs"]))
         row = _run_row(folder, summary)
         run_rows.append(row)
-        keys = pd.DataFrame({k: [row[k]] * len(metrics) for k in RUN_KEYS}, index=metrics.index)
+        keys = pd.DataFrame({k: [row[k]] * len(metrics) for k in EPOCH_KEYS},
+                            index=metrics.index)
         epoch_frames.append(pd.concat([keys, metrics], axis=1))
     _check_unique(run_rows)
     runs = _ordered_columns(pd.DataFrame(run_rows), RUN_COLUMNS)
-    runs = runs.sort_values(list(RUN_KEYS), kind="stable").reset_index(drop=True)
+    runs = runs.sort_values(list(ROW_ORDER), kind="stable").reset_index(drop=True)
     epochs = _ordered_columns(pd.concat(epoch_frames, ignore_index=True),
-                              RUN_KEYS + METRICS_COLUMNS)
-    epochs = epochs.sort_values([*RUN_KEYS, "epoch"], kind="stable").reset_index(drop=True)
+                              EPOCH_KEYS + METRICS_COLUMNS)
+    epochs = epochs.sort_values([*ROW_ORDER, "epoch"], kind="stable").reset_index(drop=True)
     _write_csv(runs, Path(runs_csv))
     _write_csv(epochs, Path(epochs_csv))
     log.info("aggregated %d run(s), %d epoch row(s) -> %s, %s", len(runs), len(epochs),
@@ -238,7 +253,7 @@ def _read_table(path: str | Path, needed: Sequence[str], numbers: Sequence[str])
     if frame.empty:
         raise SdnetError(f"{path} has no rows")
     for column in frame.columns:
-        if column in TEXT_FIELDS:
+        if column in TEXT_COLUMNS:
             continue
         parsed = pd.to_numeric(frame[column].where(frame[column] != ""), errors="coerce")
         bad = parsed.isna() & ((frame[column] != "") | (column not in NULLABLE_FIELDS))
@@ -285,14 +300,27 @@ def _augment_column(path: Path, frame: pd.DataFrame) -> pd.Series:
     return pd.Series(values, index=frame.index, dtype=bool)
 
 
+def _with_network(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """A runs.csv from before networks had names: `network` from its depth and arch."""
+    if "network" in frame.columns:
+        return frame
+    try:
+        names = [networks.network_name(int(d), a) for d, a in zip(frame.depth, frame.arch)]
+    except networks.SpecError as err:
+        raise SdnetError(f"{path}: {err}") from None
+    frame.insert(1, "network", names)
+    return frame
+
+
 def read_runs(path: str | Path) -> pd.DataFrame:
     """runs.csv as written by aggregate(), checked: one line naming file and line if not."""
-    frame = _read_table(path, RUNS_NEEDED, RUNS_NUMBERS)
+    frame = _with_network(Path(path), _read_table(path, RUNS_NEEDED, RUNS_NUMBERS))
     _check_runs(Path(path), frame)
     frame["augment"] = _augment_column(Path(path), frame)
     return frame
 
 
 def read_epochs(path: str | Path) -> pd.DataFrame:
-    """epochs.csv as written by aggregate()."""
+    """epochs.csv as written by aggregate() (one from before network names has no `network`
+    column: `sdnet.report.figures` takes it from runs.csv, matching on the depth)."""
     return _read_table(path, EPOCHS_NEEDED, EPOCHS_NUMBERS)

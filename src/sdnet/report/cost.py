@@ -58,7 +58,7 @@ def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:
             group = cells[cells.variant == variant]
             mean = float(group._hours.mean())
             records.append({
-                **row._asdict(), "network": names.row_network(runs, row), "variant": variant,
+                **row._asdict(), "title": names.row_network(runs, row), "variant": variant,
                 "runs": len(group), "device": ", ".join(sorted(set(group._device))),
                 "hours_per_run": mean, "device_hours": float(group._hours.sum()),
                 "ratio": mean / base if base > 0 else math.nan,
@@ -67,7 +67,7 @@ def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cells(frame: pd.DataFrame, style: Style) -> list[list[str]]:
-    return [[style.text(names.dataset_name(r.dataset)), style.text(r.network),
+    return [[style.text(names.dataset_name(r.dataset)), style.text(r.title),
              style.text(r.variant), str(r.runs), style.text(r.device),
              style.hours(r.hours_per_run), style.hours(r.device_hours), fmt_number(r.ratio)]
             for r in frame.itertuples()]

@@ -79,9 +79,12 @@ def _colors(order: Sequence[str]) -> dict[str, str]:
 
 
 def _with_augment(epochs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """epochs.csv rows with their run's augment setting (a report row needs it)."""
-    return epochs.merge(runs[[*RUN_KEYS, "augment"]], on=list(RUN_KEYS), how="left",
-                        validate="many_to_one")
+    """epochs.csv rows with their run's augment setting (a report row needs it); an epochs.csv
+    from before network names takes its runs' network too, matched on the depth."""
+    keys = list(RUN_KEYS) if "network" in epochs.columns else [
+        "dataset", "depth", "variant", "seed"]
+    taken = [*dict.fromkeys([*keys, "network", "augment"])]
+    return epochs.merge(runs[taken], on=keys, how="left", validate="many_to_one")
 
 
 def _seed_offsets(n: int, width: float = 0.24) -> list[float]:
@@ -116,7 +119,7 @@ def _plain_log_axis(ax: Axes) -> None:
 
 def plot_test_error_curves(runs: pd.DataFrame, epochs: pd.DataFrame,
                            log_scale: bool = True) -> Figure:
-    """Test error vs epoch, one panel per data set x depth, mean +- std band over seeds."""
+    """Test error vs epoch, one panel per data set x network, mean +- std band over seeds."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -170,7 +173,7 @@ def plot_final_error(runs: pd.DataFrame) -> Figure:
             ax.hlines(values.mean(), i - 0.25, i + 0.25, color="black", lw=1.5, zorder=4)
             first = group.iloc[0]
             reported = paper.paper_test_error(row.dataset, row.depth, first.survival,
-                                              first.p_last, row.augment, first.arch)
+                                              first.p_last, row.augment, row.arch)
             if reported is not None:
                 any_paper = True
                 ax.scatter([i + 0.34], [reported], marker="*", s=60, facecolor="white",
@@ -279,7 +282,7 @@ def plot_error_vs_p_last(runs: pd.DataFrame) -> Figure:
         ticks = set(sub[sub.survival != "none"].p_last.astype(float))
         for rule in colors:
             reported = paper.paper_test_error(row.dataset, row.depth, rule, paper.PAPER_P_LAST,
-                                              row.augment)
+                                              row.augment, row.arch)
             if reported is not None and rule in set(sub.survival):
                 any_paper = True
                 ticks.add(paper.PAPER_P_LAST)

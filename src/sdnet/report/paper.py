@@ -1,8 +1,9 @@
 """The numbers Huang et al. (2016) report, each with where in the paper it comes from.
 
-One table (`PAPER_RESULTS`); a run is matched to an entry by what it trained (data set, depth,
-survival rule, p_L, augmentation), never by its variant's name, so a sweep's
-`linear-p_last0.5` finds the paper's linear-decay number and `uniform` at p_L = 0.5 finds none.
+One table (`PAPER_RESULTS`); a run is matched to an entry by what it trained (data set, network
+family and depth, survival rule, p_L, augmentation), never by its variant's name, so a sweep's
+`linear-p_last0.5` finds the paper's linear-decay number, `uniform` at p_L = 0.5 finds none, and
+neither does a pre-activation ResNet-110 (the paper trained the basic-block CIFAR ResNets only).
 Test errors are percentages. The facts are collected in the project's REFERENCE.md.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from sdnet import networks
 
 PAPER_CITATION = "Huang et al. 2016"
 PAPER_P_LAST = 0.5  # every stochastic-depth number of the paper's tables uses linear decay to 0.5
@@ -26,6 +29,7 @@ class PaperResult:
     test_error: float
     source: str  # where in the paper
     note: str = ""  # printed under a table that shows this number
+    arch: str = "cifar"  # the network family (sdnet.networks): He et al.'s CIFAR ResNets
 
     @property
     def p_last(self) -> float | None:
@@ -57,13 +61,13 @@ def paper_result(dataset: str, depth: int, survival: str, p_last: float,
     """The paper's entry for this setting, or None.
 
     p_L must be the paper's unless the depth is constant; the paper's networks are the basic-block
-    CIFAR ResNets (its ResNet-152 for SVHN too), so another `arch` matches nothing.
+    CIFAR ResNets (its ResNet-152 for SVHN too), so another family matches nothing. `arch`
+    None is the depth's own family (`sdnet.networks.default_arch`).
     """
-    if arch not in (None, "cifar"):
-        return None
+    family = networks.default_arch(int(depth)) if arch is None else arch
     for entry in PAPER_RESULTS:
-        if (entry.dataset, entry.depth, entry.survival, entry.augment) != \
-                (dataset, int(depth), survival, bool(augment)):
+        if (entry.dataset, entry.depth, entry.arch, entry.survival, entry.augment) != \
+                (dataset, int(depth), family, survival, bool(augment)):
             continue
         if entry.p_last is None or math.isclose(float(p_last), entry.p_last):
             return entry

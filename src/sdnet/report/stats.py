@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sdnet import networks
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
 from sdnet.report import names
@@ -27,8 +28,11 @@ from sdnet.report.aggregate import read_runs
 
 log = logging.getLogger(__name__)
 
-COMPARISON_COLUMNS = ("dataset", "depth", "variant", "reference", "n", "n_reference", "mean",
-                      "mean_reference", "diff", "ci_low", "ci_high", "p_value", "p_holm")
+COMPARISON_COLUMNS = ("dataset", "network", "depth", "variant", "reference", "n", "n_reference",
+                      "mean", "mean_reference", "diff", "ci_low", "ci_high", "p_value", "p_holm")
+NUMBER_COLUMNS = ("mean", "mean_reference", "diff", "ci_low", "ci_high", "p_value", "p_holm")
+# comparisons.csv as written before networks had names (read as the depth's own family's).
+OLD_COLUMNS = tuple(c for c in COMPARISON_COLUMNS if c != "network")
 CONFIDENCE = 0.95
 ALPHA = 0.05  # the tables mark comparisons with p_holm below this
 BASELINE_NAME = "baseline"  # preferred reference when a row has several constant-depth variants
@@ -101,14 +105,15 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
             if variant == reference or not len(values):
                 continue
             test = welch(values, base)
-            records.append({"dataset": row.dataset, "depth": row.depth, "variant": variant,
+            records.append({"dataset": row.dataset, "network": row.network,
+                            "depth": row.depth, "variant": variant,
                             "reference": reference, "n": len(values), "n_reference": len(base),
                             "mean": float(values.mean()), "mean_reference": float(base.mean()),
                             "diff": test.diff, "ci_low": test.ci_low, "ci_high": test.ci_high,
                             "p_value": test.p_value})
     frame = pd.DataFrame(records, columns=list(COMPARISON_COLUMNS[:-1]))
     frame["p_holm"] = holm([None if pd.isna(p) else float(p) for p in frame.p_value])
-    return frame.astype({c: float for c in COMPARISON_COLUMNS[6:]})
+    return frame.astype({c: float for c in NUMBER_COLUMNS})
 
 
 def significant(p_holm: float | None) -> bool:
@@ -129,12 +134,15 @@ def read_comparisons(path: str | Path) -> pd.DataFrame:
     """comparisons.csv as write_comparisons wrote it (empty cells NaN)."""
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype={"dataset": str, "variant": str, "reference": str},
+        frame = pd.read_csv(path, dtype={"dataset": str, "network": str, "variant": str,
+                                         "reference": str},
                             keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise SdnetError(f"{path} does not exist (run `sdnet report compare` first)") from None
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise SdnetError(f"cannot parse {path}: {err}") from None
+    if tuple(frame.columns) == OLD_COLUMNS:
+        frame.insert(1, "network", [networks.network_name(int(d)) for d in frame.depth])
     if tuple(frame.columns) != COMPARISON_COLUMNS:
         raise SdnetError(f"{path} has columns {', '.join(frame.columns)}; expected "
                          f"{', '.join(COMPARISON_COLUMNS)}")

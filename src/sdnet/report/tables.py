@@ -45,7 +45,7 @@ def summary_frame(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None) -
     """One line per (row, variant): error over seeds, paper, difference to constant depth, hours."""
     if comparisons is None:
         comparisons = stats.comparisons(runs)
-    compared = {(c.dataset, int(c.depth), c.variant): c for c in comparisons.itertuples()}
+    compared = {(c.dataset, c.network, c.variant): c for c in comparisons.itertuples()}
     records = []
     for row in names.rows(runs):
         cells = names.in_row(runs, row)
@@ -57,8 +57,8 @@ def summary_frame(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None) -
             errors = group.test_error_at_best
             first = group.iloc[0]
             entry = paper.paper_result(row.dataset, row.depth, first.survival, first.p_last,
-                                       row.augment, first.arch)
-            test = compared.get((row.dataset, row.depth, variant))
+                                       row.augment, row.arch)
+            test = compared.get((row.dataset, row.network, variant))
             hours = float(group.train_seconds.mean()) / 3600.0
             records.append({
                 **row._asdict(), "variant": variant, "survival": first.survival,
@@ -106,16 +106,16 @@ def _best_variants(cells: pd.DataFrame) -> set[str]:
 
 
 def _rows_of(summary: pd.DataFrame) -> list[tuple[names.Row, pd.DataFrame]]:
-    keys = summary[["dataset", "depth", "augment"]].drop_duplicates()
-    return [(names.Row(d, int(n), bool(a)),
-             summary[(summary.dataset == d) & (summary.depth == n) & (summary.augment == a)])
+    keys = summary[["dataset", "network", "augment"]].drop_duplicates()
+    return [(names.Row(d, n, bool(a)),
+             summary[(summary.dataset == d) & (summary.network == n) & (summary.augment == a)])
             for d, n, a in keys.itertuples(index=False)]
 
 
 def is_long(summary: pd.DataFrame) -> bool:
     """Whether some row has more variants than the wide layout holds."""
     return bool(len(summary)) and int(summary.groupby(
-        ["dataset", "depth", "augment"]).variant.count().max()) > WIDE_MAX_VARIANTS
+        ["dataset", "network", "augment"]).variant.count().max()) > WIDE_MAX_VARIANTS
 
 
 def _common_n(cells: pd.DataFrame) -> int | None:
@@ -375,10 +375,10 @@ def _per_seed_rows(runs: pd.DataFrame, style: Style) -> list[list[str]]:
     order = {v: i for i, v in enumerate(names.variant_order(runs))}
     rows = {r: i for i, r in enumerate(names.rows(runs))}
     ranked = sorted(runs.itertuples(index=False),
-                    key=lambda r: (rows[names.Row(r.dataset, int(r.depth), bool(r.augment))],
+                    key=lambda r: (rows[names.Row(r.dataset, r.network, bool(r.augment))],
                                    order[r.variant], r.seed))
     return [[style.text(names.dataset_name(r.dataset)),
-             style.text(names.row_network(runs, names.Row(r.dataset, int(r.depth),
+             style.text(names.row_network(runs, names.Row(r.dataset, r.network,
                                                           bool(r.augment)))),
              style.text(r.variant), str(int(r.seed)), str(int(r.epochs)), str(int(r.best_epoch)),
              fmt_number(float(r.best_val_error)), fmt_number(float(r.test_error_at_best)),
