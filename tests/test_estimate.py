@@ -144,6 +144,7 @@ def test_sizes_before_the_data_is_prepared(tmp_path: Path) -> None:
     assert splits(cfg, "cifar10") == (45_000, 5_000, 10_000)
     assert splits(cfg, "svhn") == (604_388 - 6_000, 6_000, 26_032)
     assert splits(cfg, "cinic10") == (90_000, 90_000, 90_000)
+    assert splits(cfg, "tinyimagenet") == (90_000, 10_000, 10_000)  # test = the official val
     demo = grid.load_config([ROOT / "config.yaml", ROOT / "config/demo.yaml"])
     demo["resources_dir"] = str(tmp_path)
     assert splits(demo, "cifar10") == (900, 100, 1000)

@@ -43,12 +43,8 @@ CACHE_VERSION = 1
 # seed, the schedule): the cache key, with the device, threads and library versions.
 SPEED_SETTINGS = ("depth", "arch", "shortcut", "survival", "p_last", "batch_size", "amp",
                   "channels_last", "augment")
-# Before a data set is prepared: its real splits (train incl. validation, test; CINIC-10's
-# shipped valid split). SVHN's train + extra, less 400 + 200 validation images per digit.
-REAL_SIZES = {"cifar10": (50_000, 10_000, None), "cifar100": (50_000, 10_000, None),
-              "cinic10": (90_000, 90_000, 90_000), "svhn": (73_257 + 531_131, 26_032, None)}
-SVHN_EXTRA = 531_131
-
+# Before SVHN is prepared: its files' images (not class-balanced, so not in the registry).
+SVHN_SPLITS = {"train": 73_257, "extra": 531_131, "test": 26_032}
 
 @dataclass(frozen=True)
 class Calibration:
@@ -154,63 +150,50 @@ class Estimate:
 
 
 def data_sizes(cfg: dict, dataset: str) -> Sizes:
-    """The split sizes of a data set: its prepared meta.json, else the fake's or the real
-    data set's (with the config's validation split)."""
+    """The split sizes of a data set: its prepared meta.json, else the data set's (or its
+    fake's) images per class (the registry, `sdnet.data`) with the config's validation split."""
     meta_path = Path(cfg["resources_dir"]) / "data" / dataset / "meta.json"
     entry = cfg["datasets"][dataset]
-    try:
-        facts = _dataset_facts(dataset)
-    except SdnetError:
-        facts = None
+    facts = _dataset_facts(dataset)
     if meta_path.is_file():
         meta = runfolder.read_json(meta_path) or {}
         counts = meta.get("counts") or {}
         return Sizes(int(counts.get("train", 0)), int(counts.get("val", 0)),
                      int(counts.get("test", 0)), int(meta.get("image_size") or 32),
-                     len(meta.get("classes") or ()) or getattr(facts, "num_classes", 10),
-                     str(meta_path))
-    if facts is None or dataset not in REAL_SIZES:
-        raise SdnetError(f"the sizes of {dataset} are known once it is prepared: run "
-                         f"`snakemake {meta_path}` first")
+                     len(meta.get("classes") or ()) or facts.num_classes, str(meta_path))
     classes, image_size = facts.num_classes, int(getattr(facts, "image_size", 32) or 32)
     fake = entry.get("fake")
-    if fake is not None:
-        per_class = fake.get("per_class") or _fake_default(dataset)
-        train_total = test = per_class * classes
-        shipped_val = per_class * classes if dataset == "cinic10" else None
-        source = f"its fake ({per_class} images per class)"
+    if dataset == "svhn" and fake is None:  # not class-balanced: its files' sizes
+        per_split, source = dict(SVHN_SPLITS), "the real SVHN"
+    elif fake is not None:
+        per_class = facts.fake_counts(fake.get("per_class"))
+        per_split = {split: n * classes for split, n in per_class.items()}
+        source = f"its fake ({', '.join(f'{n} {s}' for s, n in per_class.items())} per class)"
     else:
-        train_total, test, shipped_val = REAL_SIZES[dataset]
+        per_split = {split: n * classes for split, n in facts.real_per_class.items()}
         source = f"the real {facts.title}"
+    if not per_split.get("train"):
+        raise SdnetError(f"the sizes of {dataset} are known once it is prepared: run "
+                         f"`snakemake {meta_path}` first")
+    test = per_split.get("test", per_split.get("val", 0))  # Tiny ImageNet: its val is our test
     if dataset == "svhn":
         per_digit = entry.get("val_per_class") or {"train": 400, "extra": 200}
-        use_extra = entry.get("use_extra", True)
-        if not use_extra:
-            train_total -= SVHN_EXTRA if fake is None else 0
-        val = classes * (per_digit.get("train", 0) + (per_digit.get("extra", 0) if use_extra
-                                                      else 0))
-        train = train_total - val
-    elif shipped_val is not None:  # CINIC-10: validation from its own split
-        val = shipped_val if entry.get("val_size") is None else int(entry["val_size"])
-        train = train_total
-    else:
-        val = entry.get("val_size")
-        val = train_total // 10 if val is None else int(val)
-        train = train_total - val
-    return Sizes(train, val, test, image_size, classes, source)
+        files = ("train", "extra") if entry.get("use_extra", True) else ("train",)
+        val = classes * sum(per_digit.get(f, 0) for f in files)
+        return Sizes(sum(per_split.get(f, 0) for f in files) - val, val, test, image_size,
+                     classes, source)
+    if "valid" in per_split:  # CINIC-10: validation from its own split
+        val = per_split["valid"] if entry.get("val_size") is None else int(entry["val_size"])
+        return Sizes(per_split["train"], val, test, image_size, classes, source)
+    val = entry.get("val_size")
+    val = per_split["train"] // 10 if val is None else int(val)  # prepare's default: a tenth
+    return Sizes(per_split["train"] - val, val, test, image_size, classes, source)
 
 
 def _dataset_facts(dataset: str) -> Any:
     from sdnet import spec
 
     return spec.dataset_spec(dataset)
-
-
-def _fake_default(dataset: str) -> int:
-    from sdnet.data import fake
-
-    default = getattr(fake, "DEFAULT_PER_CLASS", {}).get(dataset)
-    return int(default[0]) if default else 20
 
 
 # ----------------------------------------------------------------------------- the grid
