@@ -37,8 +37,8 @@ QUICK = ["--dataset", "cifar10", "--depth", "8", "--epochs", str(EPOCHS), "--bat
          "--lr", "0.05", "--milestones", "2", "--limit-train", "256", "--seed", "1"]
 # A finished run folder: no checkpoint left, the final state kept; event files only with
 # tensorboard installed.
-FINISHED_FILES = sorted(["final_state.pt", "gradients.csv", "metrics.csv", "model.pt", "run.json",
-                         "summary.json", "train.lock"]
+FINISHED_FILES = sorted(["accounting.json", "final_state.pt", "gradients.csv", "metrics.csv",
+                         "model.pt", "run.json", "summary.json", "train.lock"]
                         + (["tensorboard"] if events.summary_writer_class() else []))
 
 
@@ -739,8 +739,8 @@ def test_without_tensorboard_nothing_changes(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "plain"
     train.train(config(data_dir, out, epochs=1, limit_train=32))
     assert sorted(p.name for p in out.iterdir()) == [
-        "final_state.pt", "gradients.csv", "metrics.csv", "model.pt", "run.json", "summary.json",
-        "train.lock"]
+        "accounting.json", "final_state.pt", "gradients.csv", "metrics.csv", "model.pt", "run.json",
+        "summary.json", "train.lock"]
 
 
 # ----------------------------------------------------------------------------- bf16, classes, augment

@@ -270,7 +270,8 @@ def _add_status_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status", help="where the grid stands: every run's state, epochs, errors, ETA",
         description="Reads the run folders only (no torch): done, running (with ETA), "
-        "interrupted, stale (settings differ from the config) or not started, then totals. "
+        "interrupted, stale (settings differ from the config) or not started, then totals "
+        "(training hours; device-hours spent per device and left). "
         "Without --results it lists the grid of config.yaml (+ --configfile files, merged as "
         "Snakemake merges them), run from the repository root.")
     p.add_argument("--configfile", type=Path, nargs="+", default=[],
@@ -299,6 +300,60 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_estimate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "estimate", help="what the grid will cost: device-hours per data set, network, variant",
+        description="Projects, for the grid of config.yaml (+ --configfile files), the "
+        "device-hours of every data set, network and variant: runs x epochs x seconds per "
+        "epoch, measured from the grid's runs that have trained, else calibrated by a few "
+        "seconds of the real training step and evaluation pass on this machine's device "
+        "(cached per device and settings). Run from the repository root.")
+    p.add_argument("--configfile", type=Path, nargs="+", default=[],
+                   help="config files merged over config.yaml, as given to snakemake")
+    p.add_argument("--device", default=None,
+                   help="device to calibrate on: auto, cpu, cuda or cuda:N (default: the "
+                   "config's train.device)")
+    p.add_argument("--gpus", type=_positive_int, default=None,
+                   help="also the wall time on N devices")
+    p.add_argument("--json", action="store_true",
+                   help="a JSON list: one object per data set, network and variant, then the "
+                   "total")
+    p.set_defaults(func=_cmd_estimate)
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from sdnet import estimate
+
+    base = Path("config.yaml")
+    if not base.is_file():
+        raise SdnetError("no config.yaml here: run `sdnet estimate` in the repository root")
+    result = estimate.estimate([base, *args.configfile], device=args.device)
+    print(estimate.as_json(result, args.gpus) if args.json else estimate.render(result, args.gpus))
+    return 0
+
+
+def _add_launch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "launch", help="train runs side by side in one job, keeping every attempt's log "
+        "(what the workflow's training jobs run)",
+        description="Starts `sdnet train` for each run at once, copies its output into LOG and "
+        "into the run folder's train.log (every attempt, under an attempt header), forwards "
+        "SIGTERM/SIGINT and waits for all. Runs: LOG -- TRAIN_ARGS..., separated by ::.")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="OMP_NUM_THREADS of each trainer")
+    p.add_argument("--runs-per-gpu", type=_positive_int, default=None,
+                   help="trainers sharing one GPU ($SDNET_RUNS_PER_GPU of each trainer)")
+    p.add_argument("runs", nargs=argparse.REMAINDER, help="LOG -- TRAIN_ARGS... [:: ...]")
+    p.set_defaults(func=_cmd_launch)
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from sdnet import launch
+
+    members = launch.parse_members(args.runs)
+    return launch.launch(members, threads=args.threads, runs_per_gpu=args.runs_per_gpu)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdnet",
@@ -310,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_parser(sub)
     _add_report_parser(sub)
     _add_status_parser(sub)
+    _add_estimate_parser(sub)
+    _add_launch_parser(sub)
     return parser
 
 

@@ -52,8 +52,10 @@ GRADIENTS = "gradients.csv"
 BLOCK_GRADIENTS = "block_gradients"
 LOCK = "train.lock"
 EVENTS_DIR = "tensorboard"
+ACCOUNTING = "accounting.json"  # device and device-seconds of every attempt (sdnet.accounting)
 # Files whose atomic writes leave `.<name>.*.tmp` temp files when cut short.
-WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE, GRADIENTS)
+WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE, GRADIENTS,
+                 ACCOUNTING)
 HEARTBEAT_SECONDS = 60.0
 FRESH_FLOOR_SECONDS = 600.0
 _LOCK_WAIT_SECONDS = 1.0  # a status probe holds a shared lock for microseconds
@@ -106,6 +108,11 @@ def _read_json(path: Path) -> dict | None:
     if not isinstance(value, dict):
         raise SdnetError(f"{path} holds {type(value).__name__}, not a JSON object")
     return value
+
+
+def read_json(path: str | os.PathLike) -> dict | None:
+    """A run-folder JSON object, None if absent; SdnetError naming the file if malformed."""
+    return _read_json(Path(path))
 
 
 def read_summary(folder: str | os.PathLike) -> dict | None:

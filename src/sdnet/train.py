@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 
 import sdnet
+from sdnet import accounting, runfolder
 from sdnet import device as devices
-from sdnet import runfolder
 from sdnet.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sdnet.console import log
 from sdnet.device import device_name, peak_memory_mb, resolve_device
@@ -478,11 +478,21 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
         f"{loaders.train.num_samples} training images, {len(loaders.train)} steps/epoch on "
         f"{device} ({device_name(device)}, {amp}{ranks})")
     events = replica.events(lambda: EpochEvents(config.out, state.epochs_done, log))
+    # Cost: this attempt's device-seconds, added to the run's earlier attempts (accounting.json);
+    # rank 0 keeps the ledger for every rank (its devices counted by the world size).
+    ledger = accounting.Ledger(config.out, fp, device.type, device_name(device),
+                               start_epoch=state.epochs_done, devices=replica.size,
+                               writes=replica.is_main)
+
+    def heartbeat() -> None:
+        lock.touch()
+        ledger.tick()
+
     try:
         session_start, first_epoch = time.perf_counter(), state.epochs_done
         for epoch in range(first_epoch, config.epochs):
             row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config,
-                                            device, lock.touch, meter, replica)
+                                            device, heartbeat, meter, replica)
             state.add(row)
             rank_rng = replica.gather_rng(model)  # every rank's RNG states (several ranks)
             if replica.is_main:
@@ -492,6 +502,7 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
                     save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings,
                                     meter, world_size=replica.size, rank_rng=rank_rng)
             saved_epoch = state.epochs_done
+            ledger.epoch(row["epoch_seconds"], eval_seconds)
             lock.touch(force=True)
             per_epoch = (time.perf_counter() - session_start) / (epoch + 1 - first_epoch)
             log(_epoch_line(row, config.epochs, eval_seconds,
@@ -500,7 +511,9 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
                 on_epoch_end(epoch + 1)
     finally:
         events.close()
+        ledger.close()
     summary = build_summary(config, settings, fp, model, state, device, num_classes, replica.size)
+    summary.update(ledger.summary_fields())
     if replica.is_main:
         write_final_files(config.out, model, state.history, summary)
     summary = replica.share(summary)

@@ -4,10 +4,12 @@
 # and the run list, shared with `sdnet status`), sdnet.layout (where a run lives) and
 # sdnet.settings (the flags).
 
+import functools
 import math
 import os
 import shlex
 import sys
+import types
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -17,6 +19,8 @@ try:
 except ImportError:  # a checkout used without `pip install -e .`: the package sits in src/
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
     from sdnet import grid, layout, spec
+from sdnet import sharing
+from sdnet.errors import SdnetError
 from sdnet.settings import to_flags
 
 
@@ -237,11 +241,99 @@ def train_runtime(wildcards, attempt: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Several runs per GPU (train_resources.runs_per_gpu = k > 1; sdnet.sharing says how). k = 1
+# changes nothing: one train_run job per run, one GPU each.
+# ---------------------------------------------------------------------------------------------
+
+TRAIN_RESOURCES = config["train_resources"]
+RUNS_PER_GPU = TRAIN_RESOURCES["runs_per_gpu"]
+SHARDED = RUNS_PER_GPU > 1 and TRAIN_RESOURCES["gpu_sharing"] == "shard"
+PACKED = RUNS_PER_GPU > 1 and TRAIN_RESOURCES["gpu_sharing"] == "pack"
+
+
+def on_slurm() -> bool:
+    """Whether jobs go to Slurm (known once the run starts; a dry run shows local resources)."""
+    plugin = workflow.executor_plugin
+    return plugin is not None and plugin.name.startswith("slurm")
+
+
+@functools.cache
+def shards_per_job() -> int:
+    """Shards one training job asks for: the cluster's per GPU (sinfo, or the config) / k."""
+    per_gpu = TRAIN_RESOURCES["shards_per_gpu"] or sharing.query_shards_per_gpu()
+    return sharing.shards_per_job(RUNS_PER_GPU, per_gpu)
+
+
+def train_gpu(wildcards) -> int:
+    """The run's GPUs (`gpus`, default 1; locally one of its k slots with runs_per_gpu k); on
+    Slurm with shards the job asks shards instead."""
+    return 0 if SHARDED and on_slurm() else train_ranks(wildcards)
+
+
+def train_gpu_model(wildcards) -> str | None:
+    return None if SHARDED and on_slurm() else TRAIN_RESOURCES["gpu_model"]
+
+
+def train_gres(wildcards) -> str:
+    """--gres=shard:S on Slurm with gpu_sharing: shard (empty locally)."""
+    if SHARDED and on_slurm():
+        return sharing.gres_request(shards_per_job(), TRAIN_RESOURCES["gpu_model"])
+    return ""
+
+
+# shard: locally, `--resources gpu=G` admits k x G training jobs (the GPU lock gives each a slot).
+if SHARDED and not (workflow.remote_exec or workflow.subprocess_exec):
+    _gpus = workflow.global_resources.get("gpu").value
+    if isinstance(_gpus, int):
+        workflow.register_resource("gpu", _gpus * RUNS_PER_GPU)
+        logger.info(f"runs_per_gpu {RUNS_PER_GPU}: --resources gpu={_gpus} admits "
+                    f"{_gpus * RUNS_PER_GPU} training jobs, {RUNS_PER_GPU} per GPU")
+
+
+def check_gpu_sharing() -> None:
+    """shard on Slurm: the cluster must have shards that fit k (one line before any job)."""
+    if SHARDED and on_slurm() and not (workflow.remote_exec or workflow.subprocess_exec):
+        try:
+            shards_per_job()
+        except SdnetError as err:
+            raise SystemExit(f"Invalid config: {err}") from None
+
+
+onstart:
+    check_gpu_sharing()
+
+
+def pack_members(pack) -> str:
+    """`sdnet launch` runs of a pack: LOG -- TRAIN_ARGS, separated by ::."""
+    words = []
+    for run in pack.runs:
+        wildcards = types.SimpleNamespace(**run.wildcards)
+        args = ["--data", DATA_DIR.format(dataset=run.dataset),
+                "--out", RUN_DIR.format(**run.wildcards), *shlex.split(train_flags(wildcards)),
+                "--on-mismatch", "restart"]
+        words += [*(["::"] if words else []), TRAIN_LOG.format(**run.wildcards), "--", *args]
+    return shlex.join(words)
+
+
+def pack_outputs(pack) -> list[str]:
+    return [f"{RUN_DIR.format(**run.wildcards)}/{name}" for run in pack.runs
+            for name in ("metrics.csv", "summary.json", "model.pt")]
+
+
+def pack_inputs(pack) -> list[str]:
+    datasets = sorted({run.dataset for run in pack.runs})
+    return [f"{DATA_DIR.format(dataset=d)}/{name}" for d in datasets
+            for name in ("train.npz", "test.npz", "meta.json")]
+
+
+# ---------------------------------------------------------------------------------------------
 # Targets
 # ---------------------------------------------------------------------------------------------
 
 
 GRID_RUNS = grid.runs(config)  # expanded once per parse: the targets below all read it
+# pack: k seeds of one (data set, network, variant) per training job (sdnet.sharing.packs)
+PACKS = sharing.packs(GRID_RUNS, RUNS_PER_GPU, lambda run: run.network) if PACKED else []
 
 
 def all_summaries() -> list[str]:
@@ -288,7 +380,7 @@ def figure_files() -> list[str]:
 
 
 def table_files() -> list[str]:
-    return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed")
+    return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed", "cost")
             for ext in ("tex", "md")]
 
 

@@ -145,8 +145,8 @@ rule plot_heatmap:
 
 
 rule render_tables:
-    """Mean +- std over seeds with the differences to constant depth (summary) and every run
-    (per_seed), in LaTeX and Markdown."""
+    """Mean +- std over seeds with the differences to constant depth (summary), every run
+    (per_seed) and the device-hours per variant (cost), in LaTeX and Markdown."""
     input:
         runs=RUNS_CSV,
         comparisons=COMPARISONS_CSV,
@@ -159,6 +159,10 @@ rule render_tables:
         ),
         per_seed_tex=f"{RESULTS}/tables/per_seed.tex",
         per_seed_md=f"{RESULTS}/tables/per_seed.md",
+        cost_tex=f"{RESULTS}/tables/cost.tex",
+        cost_md=report(
+            f"{RESULTS}/tables/cost.md", caption="../report/cost.rst", category="Tables"
+        ),
     log:
         f"{LOGS}/render_tables.log",
     conda:

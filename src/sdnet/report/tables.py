@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from sdnet.io import atomic_write_text
-from sdnet.report import names, paper, stats
+from sdnet.report import cost, names, paper, stats
 from sdnet.report.aggregate import read_runs
 from sdnet.report.styles import (
     Style,
@@ -32,7 +32,7 @@ from sdnet.report.styles import (
 
 log = logging.getLogger(__name__)
 
-TABLES = ("summary.tex", "summary.md", "per_seed.tex", "per_seed.md")
+TABLES = ("summary.tex", "summary.md", "per_seed.tex", "per_seed.md", *cost.COST_TABLES)
 # More variants in a row: the long layout. Measured with pdflatex in a one-column article: two
 # variants with their intervals fill the text width; a third group overflows it by ~170 pt.
 WIDE_MAX_VARIANTS = 2
@@ -416,7 +416,8 @@ def per_seed_markdown(runs: pd.DataFrame) -> str:
 
 def render_tables(runs_csv: str | Path, out_dir: str | Path,
                   comparisons_csv: str | Path | None = None) -> dict[str, Path]:
-    """Write summary.{tex,md} and per_seed.{tex,md} into out_dir; return their paths.
+    """Write summary.{tex,md}, per_seed.{tex,md} and cost.{tex,md} into out_dir; return their
+    paths.
 
     The differences come from comparisons_csv when given (the workflow's), else are computed.
     """
@@ -426,7 +427,8 @@ def render_tables(runs_csv: str | Path, out_dir: str | Path,
     out = Path(out_dir)
     texts = {"summary.tex": summary_latex(runs, comparisons),
              "summary.md": summary_markdown(runs, comparisons),
-             "per_seed.tex": per_seed_latex(runs), "per_seed.md": per_seed_markdown(runs)}
+             "per_seed.tex": per_seed_latex(runs), "per_seed.md": per_seed_markdown(runs),
+             "cost.tex": cost.cost_latex(runs), "cost.md": cost.cost_markdown(runs)}
     paths = {}
     for name, text in texts.items():
         paths[name] = out / name
