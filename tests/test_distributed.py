@@ -146,6 +146,13 @@ def test_a_multi_rank_folder_reads_like_a_one_rank_folder(exact_runs):
     assert set(s1) == set(s2)
     assert json.loads((two / "run.json").read_text())["world_size"] == 2
     assert list(read_metrics(two)[0]) == list(read_metrics(one)[0])
+    # The report needs no special case; runs.csv carries the world size as one more column.
+    from sdnet import report
+
+    root = exact_runs["root"]
+    report.aggregate([two], root / "runs.csv", root / "epochs.csv")
+    with open(root / "runs.csv", newline="") as handle:
+        assert [row["world_size"] for row in csv.DictReader(handle)] == ["2"]
 
 
 @pytest.mark.slow
