@@ -7,13 +7,17 @@ every process's own epoch times from its metrics.csv. The first epoch of each pr
 (start-up, cudnn autotuning, and the processes not yet overlapping); the aggregate throughput is
 the sum over processes of training images per median remaining epoch second, i.e. what the device
 delivers while all k train at once. Worth a setting only if k > 1 gives >= 1.5x the k = 1 rate.
+Each trainer gets $SDNET_RUNS_PER_GPU = k, as the workflow's `train_resources.runs_per_gpu: k`
+passes it (GPU slots, and 1/k of the device in its accounting).
 
     python -m benchmarks.bench_concurrent --device cuda            # k = 1, 2, 4, ResNet-110
+    python -m benchmarks.bench_concurrent --device cpu --depth 20 --limit-train 2560
     python -m benchmarks.bench_concurrent --device cpu --quick     # smoke run of the code path
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import tempfile
@@ -32,16 +36,19 @@ from benchmarks.bench_memory import (
 
 
 def concurrent_round(data: Path, scratch: Path, k: int, depth: int, survival: str, device: str,
-                     epochs: int, images: int) -> dict[str, Any]:
+                     epochs: int, images: int, threads: int | None = None) -> dict[str, Any]:
     """k trainers side by side; per-process epoch times and the aggregate images/s."""
     procs = []
+    env = dict(os.environ, SDNET_RUNS_PER_GPU=str(k))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
     for i in range(k):
         out = scratch / f"k{k}-{i}"
         cmd = train_command(data, out, depth, survival, device, "--epochs", str(epochs),
-                            "--seed", str(i))
+                            "--seed", str(i), "--limit-train", str(images))
         procs.append((out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, text=True)))
+                                            stderr=subprocess.PIPE, text=True, env=env)))
     per_process = []
     for out, proc in procs:
         _, err = proc.communicate()
@@ -61,6 +68,10 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--depth", type=int, default=None, help="network (default 110; quick: 8)")
     p.add_argument("--survival", default="linear", help="survival rule of every trainer")
     p.add_argument("--epochs", type=int, default=3, help="epochs per trainer (the first is dropped)")
+    p.add_argument("--limit-train", type=int, default=None,
+                   help="training images per epoch (default: all 45,000; quick: 450)")
+    p.add_argument("--threads-per-run", type=int, default=None,
+                   help="OMP_NUM_THREADS of each trainer (default: torch's own, all cores)")
     p.add_argument("--cache", type=Path, default=common.RESULTS / "cache")
     args = p.parse_args(argv)
     if args.depth is None:
@@ -74,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data = prepared_folder(args.cache, args.quick)
     images = (QUICK_COUNTS if args.quick else FULL_COUNTS)["train"]
+    images = min(images, args.limit_train or images)
     with tempfile.TemporaryDirectory(prefix="sdnet-bench-k-") as tmp:
         rounds = [concurrent_round(data, Path(tmp), k, args.depth, args.survival, args.device,
-                                   args.epochs, images) for k in args.k]
+                                   args.epochs, images, args.threads_per_run) for k in args.k]
     single = rounds[0]["aggregate_images_per_s"]
     for r in rounds:
         r["speedup_vs_first"] = r["aggregate_images_per_s"] / single
     results = {"depth": args.depth, "survival": args.survival, "train_images": images,
-               "epochs": args.epochs, "rounds": rounds}
+               "epochs": args.epochs, "threads_per_run": args.threads_per_run, "rounds": rounds}
     common.write_result(args.out, "concurrent", args, results)
     common.print_table([{"k": r["k"], "images/s (all)": r["aggregate_images_per_s"],
                          "x k=first": r["speedup_vs_first"], "wall s": r["wall_s"]}

@@ -168,10 +168,13 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
                        "and figures")
     rsub = p.add_subparsers(dest="report_command", required=True)
 
-    a = rsub.add_parser("aggregate", help="run folders -> runs.csv and epochs.csv")
+    a = rsub.add_parser("aggregate", help="run folders -> runs.csv, epochs.csv (and "
+                        "gradients.csv)")
     a.add_argument("runs", type=Path, nargs="+", help="run folders (each with summary.json)")
     a.add_argument("--out-runs", type=Path, required=True)
     a.add_argument("--out-epochs", type=Path, required=True)
+    a.add_argument("--out-gradients", type=Path, default=None,
+                   help="gradients.csv to write: every run's per-block gradient strength")
     a.set_defaults(func=_cmd_aggregate)
 
     c = rsub.add_parser("compare", help="runs.csv -> comparisons.csv (each variant against "
@@ -199,11 +202,25 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out-dir", type=Path, required=True)
     s.set_defaults(func=_cmd_p_last_figure)
 
+    d = rsub.add_parser("gradient-figures", help="runs.csv + epochs.csv + gradients.csv -> "
+                        "gradient_magnitude and gradient_profile (PDF and PNG)")
+    d.add_argument("--runs", type=Path, required=True)
+    d.add_argument("--epochs", type=Path, required=True)
+    d.add_argument("--gradients", type=Path, required=True)
+    d.add_argument("--out-dir", type=Path, required=True)
+    d.set_defaults(func=_cmd_gradient_figures)
+
+    h = rsub.add_parser("heatmap", help="runs.csv of a grid over depth and p_L -> "
+                        "error_heatmap (PDF and PNG)")
+    h.add_argument("--runs", type=Path, required=True)
+    h.add_argument("--out-dir", type=Path, required=True)
+    h.set_defaults(func=_cmd_heatmap)
+
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
     from sdnet import report
 
-    report.aggregate(args.runs, args.out_runs, args.out_epochs)
+    report.aggregate(args.runs, args.out_runs, args.out_epochs, args.out_gradients)
     return 0
 
 
@@ -235,11 +252,26 @@ def _cmd_p_last_figure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gradient_figures(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_gradient_figures(args.runs, args.epochs, args.gradients, args.out_dir)
+    return 0
+
+
+def _cmd_heatmap(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_heatmap_figure(args.runs, args.out_dir)
+    return 0
+
+
 def _add_status_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status", help="where the grid stands: every run's state, epochs, errors, ETA",
         description="Reads the run folders only (no torch): done, running (with ETA), "
-        "interrupted, stale (settings differ from the config) or not started, then totals. "
+        "interrupted, stale (settings differ from the config) or not started, then totals "
+        "(training hours; device-hours spent per device and left). "
         "Without --results it lists the grid of config.yaml (+ --configfile files, merged as "
         "Snakemake merges them), run from the repository root.")
     p.add_argument("--configfile", type=Path, nargs="+", default=[],
@@ -268,6 +300,60 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_estimate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "estimate", help="what the grid will cost: device-hours per data set, network, variant",
+        description="Projects, for the grid of config.yaml (+ --configfile files), the "
+        "device-hours of every data set, network and variant: runs x epochs x seconds per "
+        "epoch, measured from the grid's runs that have trained, else calibrated by a few "
+        "seconds of the real training step and evaluation pass on this machine's device "
+        "(cached per device and settings). Run from the repository root.")
+    p.add_argument("--configfile", type=Path, nargs="+", default=[],
+                   help="config files merged over config.yaml, as given to snakemake")
+    p.add_argument("--device", default=None,
+                   help="device to calibrate on: auto, cpu, cuda or cuda:N (default: the "
+                   "config's train.device)")
+    p.add_argument("--gpus", type=_positive_int, default=None,
+                   help="also the wall time on N devices")
+    p.add_argument("--json", action="store_true",
+                   help="a JSON list: one object per data set, network and variant, then the "
+                   "total")
+    p.set_defaults(func=_cmd_estimate)
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from sdnet import estimate
+
+    base = Path("config.yaml")
+    if not base.is_file():
+        raise SdnetError("no config.yaml here: run `sdnet estimate` in the repository root")
+    result = estimate.estimate([base, *args.configfile], device=args.device)
+    print(estimate.as_json(result, args.gpus) if args.json else estimate.render(result, args.gpus))
+    return 0
+
+
+def _add_launch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "launch", help="train runs side by side in one job, keeping every attempt's log "
+        "(what the workflow's training jobs run)",
+        description="Starts `sdnet train` for each run at once, copies its output into LOG and "
+        "into the run folder's train.log (every attempt, under an attempt header), forwards "
+        "SIGTERM/SIGINT and waits for all. Runs: LOG -- TRAIN_ARGS..., separated by ::.")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="OMP_NUM_THREADS of each trainer")
+    p.add_argument("--runs-per-gpu", type=_positive_int, default=None,
+                   help="trainers sharing one GPU ($SDNET_RUNS_PER_GPU of each trainer)")
+    p.add_argument("runs", nargs=argparse.REMAINDER, help="LOG -- TRAIN_ARGS... [:: ...]")
+    p.set_defaults(func=_cmd_launch)
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from sdnet import launch
+
+    members = launch.parse_members(args.runs)
+    return launch.launch(members, threads=args.threads, runs_per_gpu=args.runs_per_gpu)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdnet",
@@ -279,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_parser(sub)
     _add_report_parser(sub)
     _add_status_parser(sub)
+    _add_estimate_parser(sub)
+    _add_launch_parser(sub)
     return parser
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import platform
 import resource
 from pathlib import Path
 
 import torch
 
-from sdnet import gpus
+from sdnet import accounting, gpus
 from sdnet.console import log
 from sdnet.errors import SdnetError
 
@@ -25,16 +24,19 @@ _GPU_LOCK: gpus.GpuLock | None = None
 
 def resolve_device(name: str) -> torch.device:
     """auto -> cuda if available else cpu; on a multi-GPU machine without CUDA_VISIBLE_DEVICES,
-    `auto` locks a GPU no other `sdnet train` holds (kept for the life of the process)."""
+    `auto` locks a GPU no other `sdnet train` holds (kept for the life of the process); with
+    several runs per GPU ($SDNET_RUNS_PER_GPU = k > 1) one of its k slots, on one GPU too."""
     global _GPU_LOCK
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
         count = torch.cuda.device_count()
-        if count > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        slots = accounting.runs_per_gpu()
+        if (count > 1 or slots > 1) and "CUDA_VISIBLE_DEVICES" not in os.environ:
             if _GPU_LOCK is None:
-                _GPU_LOCK = gpus.acquire_gpu(count)
-                log(f"sdnet: using GPU {_GPU_LOCK.index} (lock {_GPU_LOCK.path})")
+                _GPU_LOCK = gpus.acquire_gpu(count, slots=slots)
+                slot = f" slot {_GPU_LOCK.slot + 1} of {slots}" if slots > 1 else ""
+                log(f"sdnet: using GPU {_GPU_LOCK.index}{slot} (lock {_GPU_LOCK.path})")
             return torch.device("cuda", _GPU_LOCK.index)
         return torch.device("cuda", 0)
     try:
@@ -57,11 +59,7 @@ def device_name(device: torch.device) -> str:
     """GPU model, or the CPU model from /proc/cpuinfo (platform.processor() is often just x86_64)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine() or "cpu"
+    return accounting.cpu_model()
 
 
 def peak_memory_mb(device: torch.device) -> float:

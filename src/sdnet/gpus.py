@@ -5,6 +5,12 @@ Several `sdnet train` processes started with `--device auto` on one multi-GPU ma
 Each process takes an exclusive, non-blocking `flock` on one lock file per GPU and keeps it for
 its whole life; the kernel drops the lock when the process exits, even on SIGKILL, so no stale
 locks survive a crash. Under Slurm, CUDA_VISIBLE_DEVICES is set and no lock is needed.
+
+Several runs per GPU (`train_resources.runs_per_gpu: k`, $SDNET_RUNS_PER_GPU): each GPU has k
+slots, one lock file each (`gpu<i>.lock` is slot 0, the same file a one-run-per-GPU trainer
+locks, then `gpu<i>.slot<j>.lock`), so no GPU ever holds more than k trainers. Slots are handed
+out slot by slot across the GPUs (every GPU's first slot before any GPU's second), which spreads
+the trainers over the GPUs.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class GpuLock:
     index: int
     path: Path
     fd: int
+    slot: int = 0
 
     def release(self) -> None:
         """Give the GPU back (closing the descriptor drops the flock)."""
@@ -53,11 +60,16 @@ def _ensure_dir(folder: Path) -> None:
             pass
 
 
-def try_lock_gpu(index: int, folder: Path | None = None) -> GpuLock | None:
-    """Take GPU `index` if no other holder has it; None if it is taken."""
+def lock_path(folder: Path, index: int, slot: int = 0) -> Path:
+    """GPU `index`'s lock file of `slot` (slot 0: `gpu<i>.lock`, as with one run per GPU)."""
+    return folder / (f"gpu{index}.lock" if slot == 0 else f"gpu{index}.slot{slot}.lock")
+
+
+def try_lock_gpu(index: int, folder: Path | None = None, slot: int = 0) -> GpuLock | None:
+    """Take slot `slot` of GPU `index` if no other holder has it; None if it is taken."""
     folder = lock_dir() if folder is None else Path(folder)
     _ensure_dir(folder)
-    path = folder / f"gpu{index}.lock"
+    path = lock_path(folder, index, slot)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,15 +78,18 @@ def try_lock_gpu(index: int, folder: Path | None = None) -> GpuLock | None:
         return None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
-    return GpuLock(index, path, fd)
+    return GpuLock(index, path, fd, slot)
 
 
-def try_acquire_gpu(num_gpus: int, folder: Path | None = None) -> GpuLock | None:
-    """Lock the lowest-numbered free GPU among `num_gpus`; None when every one is held."""
-    for index in range(num_gpus):
-        held = try_lock_gpu(index, folder)
-        if held is not None:
-            return held
+def try_acquire_gpu(num_gpus: int, folder: Path | None = None, slots: int = 1
+                    ) -> GpuLock | None:
+    """Lock a free slot among `num_gpus` GPUs of `slots` slots each (the lowest slot first,
+    then the lowest GPU); None when every slot is held."""
+    for slot in range(max(1, slots)):
+        for index in range(num_gpus):
+            held = try_lock_gpu(index, folder, slot)
+            if held is not None:
+                return held
     return None
 
 
@@ -86,8 +101,9 @@ def acquire_gpu(
     timeout: float | None = None,
     log: Callable[[str], None] = console.log,
     sleep: Callable[[float], None] = time.sleep,
+    slots: int = 1,
 ) -> GpuLock:
-    """Lock a free GPU, waiting (and saying so) while all are held.
+    """Lock a free GPU slot (`slots` per GPU), waiting (and saying so) while all are held.
 
     `timeout=None` waits for ever (a queued job simply starts when a GPU frees up); otherwise an
     SdnetError is raised after `timeout` seconds.
@@ -96,8 +112,10 @@ def acquire_gpu(
         raise SdnetError("no GPU to choose from")
     start = time.monotonic()
     announced = False
+    held_by = "other `sdnet train` processes" if slots <= 1 else \
+        f"{slots} `sdnet train` processes each (runs_per_gpu {slots})"
     while True:
-        held = try_acquire_gpu(num_gpus, folder)
+        held = try_acquire_gpu(num_gpus, folder, slots)
         if held is not None:
             if announced:
                 log(f"sdnet: got GPU {held.index}")
@@ -105,11 +123,11 @@ def acquire_gpu(
         waited = time.monotonic() - start
         if timeout is not None and waited >= timeout:
             raise SdnetError(
-                f"all {num_gpus} GPUs are held by other `sdnet train` processes (locks in "
+                f"all {num_gpus} GPUs are held by {held_by} (locks in "
                 f"{folder or lock_dir()}); gave up after {waited:.0f} s"
             )
         if not announced:
-            log(f"sdnet: all {num_gpus} GPUs are busy with other `sdnet train` runs; "
+            log(f"sdnet: all {num_gpus} GPUs are busy with {held_by}; "
                 f"retrying every {poll_seconds:g} s")
             announced = True
         sleep(poll_seconds if timeout is None else min(poll_seconds, max(timeout - waited, 0.0)))

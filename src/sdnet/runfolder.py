@@ -37,7 +37,7 @@ from typing import Any
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_write_json, atomic_write_text
 from sdnet.settings import settings_mismatch
-from sdnet.spec import METRICS_COLUMNS
+from sdnet.spec import GRADIENT_COLUMNS, METRICS_COLUMNS
 
 METRICS, SUMMARY, MODEL, CHECKPOINT = "metrics.csv", "summary.json", "model.pt", "checkpoint.pt"
 # A finished run's outputs in one file (weights, metrics rows, summary): not a workflow output, so
@@ -45,14 +45,21 @@ METRICS, SUMMARY, MODEL, CHECKPOINT = "metrics.csv", "summary.json", "model.pt",
 # after the trainer finished), the rerun restores them instead of training again.
 FINAL_STATE = "final_state.pt"
 RUN_INFO = "run.json"
+# Per-block gradient strength, one row per epoch and block (sdnet.gradients); not a workflow
+# output (a run finished before it existed has none), written before summary.json.
+GRADIENTS = "gradients.csv"
+# The history row key holding an epoch's per-block figures: [[mean_abs_grad | None, steps], ...].
+BLOCK_GRADIENTS = "block_gradients"
 LOCK = "train.lock"
 EVENTS_DIR = "tensorboard"
+ACCOUNTING = "accounting.json"  # device and device-seconds of every attempt (sdnet.accounting)
 # Files whose atomic writes leave `.<name>.*.tmp` temp files when cut short.
-WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE)
+WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE, GRADIENTS,
+                 ACCOUNTING)
 HEARTBEAT_SECONDS = 60.0
 FRESH_FLOOR_SECONDS = 600.0
 _LOCK_WAIT_SECONDS = 1.0  # a status probe holds a shared lock for microseconds
-_INT_COLUMNS = ("epoch",)
+_INT_COLUMNS = ("epoch", "block", "active_steps")
 
 
 class RunBusyError(SdnetError):
@@ -103,6 +110,11 @@ def _read_json(path: Path) -> dict | None:
     return value
 
 
+def read_json(path: str | os.PathLike) -> dict | None:
+    """A run-folder JSON object, None if absent; SdnetError naming the file if malformed."""
+    return _read_json(Path(path))
+
+
 def read_summary(folder: str | os.PathLike) -> dict | None:
     """summary.json (the run is complete), None if absent; SdnetError naming it if malformed."""
     return _read_json(Path(folder) / SUMMARY)
@@ -121,7 +133,15 @@ def _number(text: str, column: str) -> int | float | None:
 
 def read_metrics(folder: str | os.PathLike) -> list[dict]:
     """metrics.csv rows (numbers as int/float, empty cells None); [] if absent."""
-    path = Path(folder) / METRICS
+    return _read_csv(Path(folder) / METRICS)
+
+
+def read_gradients(folder: str | os.PathLike) -> list[dict]:
+    """gradients.csv rows (epoch, block, mean_abs_grad or None, active_steps); [] if absent."""
+    return _read_csv(Path(folder) / GRADIENTS)
+
+
+def _read_csv(path: Path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
@@ -147,9 +167,23 @@ def _csv_value(value: Any) -> str:
 
 
 def metrics_text(history: Iterable[dict]) -> str:
-    rows = [",".join(METRICS_COLUMNS)]
-    rows += [",".join(_csv_value(row[c]) for c in METRICS_COLUMNS) for row in history]
+    rows = [",".join(METRICS_COLUMNS)]  # .get: a row of a checkpoint from before a column
+    rows += [",".join(_csv_value(row.get(c)) for c in METRICS_COLUMNS) for row in history]
     return "\n".join(rows) + "\n"
+
+
+def gradients_text(history: Iterable[dict]) -> str:
+    """gradients.csv: every epoch's per-block figures (a block that never ran: empty mean)."""
+    rows = [",".join(GRADIENT_COLUMNS)]
+    for row in history:
+        for block, (mean, steps) in enumerate(row.get(BLOCK_GRADIENTS) or [], start=1):
+            rows.append(",".join(_csv_value(v) for v in (row["epoch"], block, mean, steps)))
+    return "\n".join(rows) + "\n"
+
+
+def write_gradients(folder: Path, history: list[dict]) -> None:
+    """The whole table every epoch, atomically (as metrics.csv)."""
+    atomic_write_text(Path(folder) / GRADIENTS, gradients_text(history))
 
 
 def write_metrics(folder: Path, history: list[dict]) -> None:

@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,8 +36,8 @@ import torch
 import torch.nn.functional as F
 
 import sdnet
+from sdnet import accounting, runfolder
 from sdnet import device as devices
-from sdnet import runfolder
 from sdnet.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sdnet.console import log
 from sdnet.device import device_name, peak_memory_mb, resolve_device
@@ -44,6 +45,7 @@ from sdnet.distributed.replica import Replica
 from sdnet.distributed.world import EveryRankError
 from sdnet.errors import SdnetError
 from sdnet.events import EpochEvents
+from sdnet.gradients import EpochGradients, GradientMeter
 from sdnet.outputs import prepare_run_folder, write_final_files
 from sdnet.runfolder import RUN_INFO, RunLock, RunState, no_space_guard
 from sdnet.settings import (
@@ -201,6 +203,7 @@ class EpochStats:
     error: float  # percent
     blocks_computed: float  # fraction of gated blocks whose branch ran
     seconds: float
+    gradients: EpochGradients | None = None  # first-convolution |grad| per block (issue 18)
 
 
 def _progress(total: int, desc: str) -> Any:
@@ -222,10 +225,12 @@ def _raise_non_finite(epoch: int, step: int, steps: int, every_rank: bool = Fals
 def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
               config: TrainConfig, device: torch.device,
               heartbeat: Callable[[], None] | None = None,
+              gradients: GradientMeter | None = None,
               replica: Replica | None = None) -> EpochStats:
     """One pass over the training split without host syncs (bar the one at the end).
-    `heartbeat()` runs after every step (host-side only: the run lock's mtime). `replica`: this
-    rank's part in a run of several (sdnet.distributed; None = the whole run)."""
+    `heartbeat()` runs after every step (host-side only: the run lock's mtime); `gradients`
+    (sdnet.gradients) adds each step's gradients between backward and the SGD step. `replica`:
+    this rank's part in a run of several (sdnet.distributed; None = the whole run)."""
     replica = replica or Replica.single()
     model.train()
     model.gate.reset_stats()
@@ -244,6 +249,8 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
         optimizer.zero_grad(set_to_none=False)
         replica.backward(loss, step, y.shape[0])  # several ranks: weighted by the rank's share
         replica.after_backward(epoch, step)  # several ranks: gradients summed over the ranks
+        if gradients is not None:  # on the device; the gates' flags are host-side bools
+            gradients.after_backward(model.gate.last_active)
         optimizer.step()
         loss = loss.detach()
         first_bad = torch.minimum(first_bad, torch.where(torch.isfinite(loss), no_bad_step, step))
@@ -260,6 +267,7 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
                                                             epoch)
     bad = int(first_bad)  # the epoch's one sync
     seconds = time.perf_counter() - start
+    figures = gradients.epoch_figures() if gradients is not None else None  # after the sync
     if bar is not None:
         bar.close()
     mean_loss = float(loss_sum) / max(seen, 1)
@@ -267,7 +275,8 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
         _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps, every_rank=True)
     computed, total = model.gate.stats()
     return EpochStats(loss=mean_loss, error=100.0 * int(wrong) / max(seen, 1),
-                      blocks_computed=computed / total if total else 1.0, seconds=seconds)
+                      blocks_computed=computed / total if total else 1.0, seconds=seconds,
+                      gradients=figures)
 
 
 def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong: torch.Tensor,
@@ -358,22 +367,34 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetw
 
 def _epoch_line(row: dict, epochs: int, eval_seconds: float, eta: float) -> str:
     val = "-" if row["val_error"] is None else f"{row['val_error']:.2f}%"
+    grad = "" if row.get("grad_first_conv") is None else f"grad {row['grad_first_conv']:.3g} "
     return (f"epoch {row['epoch']}/{epochs} lr {row['lr']:.4g} loss {row['train_loss']:.4f} "
             f"train err {row['train_error']:.2f}% val err {val} test err "
-            f"{row['test_error']:.2f}% blocks {100 * row['blocks_computed']:.1f}% "
+            f"{row['test_error']:.2f}% blocks {100 * row['blocks_computed']:.1f}% {grad}"
             f"time {row['epoch_seconds']:.1f}s (+{eval_seconds:.1f}s eval) "
             f"ETA {_fmt_minutes(eta)}")
+
+
+def write_epoch_files(out: Path, history: list[dict], saved_epoch: int | None) -> None:
+    """metrics.csv and gradients.csv after every epoch (and at a start), atomically."""
+    with no_space_guard(out / runfolder.METRICS, saved_epoch):
+        runfolder.write_metrics(out, history)
+    with no_space_guard(out / runfolder.GRADIENTS, saved_epoch):
+        runfolder.write_gradients(out, history)
 
 
 def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: torch.optim.Optimizer,
                 scheduler: Any, config: TrainConfig, device: torch.device,
                 heartbeat: Callable[[], None] | None = None,
+                gradients: GradientMeter | None = None,
                 replica: Replica | None = None) -> tuple[dict, float]:
-    """Train, evaluate and step the schedule: the epoch's metrics.csv row and eval seconds."""
+    """Train, evaluate and step the schedule: the epoch's metrics (history) row and eval
+    seconds (the row also holds the per-block gradients, which metrics.csv leaves out)."""
     replica = replica or Replica.single()
     lr = optimizer.param_groups[0]["lr"]
     model.gate.set_epoch(epoch, config.epochs)
-    stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat, replica)
+    stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat,
+                      gradients, replica)
     replica.sync_buffers(model)  # several ranks: rank 0's batch-norm statistics everywhere
     eval_start = time.perf_counter()
     val = (evaluate(model, loaders.val, config, device, replica) if loaders.val is not None
@@ -384,6 +405,8 @@ def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: to
     row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_error": stats.error,
            "val_error": val, "test_error": test, "epoch_seconds": stats.seconds,
            "blocks_computed": stats.blocks_computed}
+    if stats.gradients is not None:
+        row.update(stats.gradients.row())  # grad_first_conv, block_gradients
     return row, eval_seconds
 
 
@@ -440,14 +463,14 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     model = replica.prepare(build_model(config, device, num_classes, image_size),
                             bool(config.sync_bn))
     optimizer, scheduler = build_optimizer(model, config)
+    meter = GradientMeter(model.blocks)  # gradient strength per block (sdnet.gradients)
     state = RunState()
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer, scheduler, replica.world.rank)
+        state = load_checkpoint(ckpt, model, optimizer, scheduler, meter, replica.world.rank)
         log(f"sdnet: resuming from checkpoint at epoch {state.epochs_done} of {config.epochs}")
         del ckpt
     if replica.is_main:
-        with no_space_guard(config.out / "metrics.csv", saved_epoch):
-            runfolder.write_metrics(config.out, state.history)
+        write_epoch_files(config.out, state.history, saved_epoch)
     amp = "bf16 autocast" if devices.amp_active(config.amp, device) else "float32"
     ranks = f", {replica.size} ranks" if replica.many else ""
     log(f"sdnet: {config.dataset} ResNet-{config.depth} ({settings['arch']}), survival "
@@ -455,21 +478,31 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
         f"{loaders.train.num_samples} training images, {len(loaders.train)} steps/epoch on "
         f"{device} ({device_name(device)}, {amp}{ranks})")
     events = replica.events(lambda: EpochEvents(config.out, state.epochs_done, log))
+    # Cost: this attempt's device-seconds, added to the run's earlier attempts (accounting.json);
+    # rank 0 keeps the ledger for every rank (its devices counted by the world size).
+    ledger = accounting.Ledger(config.out, fp, device.type, device_name(device),
+                               start_epoch=state.epochs_done, devices=replica.size,
+                               writes=replica.is_main)
+
+    def heartbeat() -> None:
+        lock.touch()
+        ledger.tick()
+
     try:
         session_start, first_epoch = time.perf_counter(), state.epochs_done
         for epoch in range(first_epoch, config.epochs):
             row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config,
-                                            device, lock.touch, replica)
+                                            device, heartbeat, meter, replica)
             state.add(row)
             rank_rng = replica.gather_rng(model)  # every rank's RNG states (several ranks)
             if replica.is_main:
-                with no_space_guard(config.out / "metrics.csv", saved_epoch):
-                    runfolder.write_metrics(config.out, state.history)
+                write_epoch_files(config.out, state.history, saved_epoch)
                 events.add(row)
                 with no_space_guard(checkpoint_path(config.out), saved_epoch):
                     save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings,
-                                    world_size=replica.size, rank_rng=rank_rng)
+                                    meter, world_size=replica.size, rank_rng=rank_rng)
             saved_epoch = state.epochs_done
+            ledger.epoch(row["epoch_seconds"], eval_seconds)
             lock.touch(force=True)
             per_epoch = (time.perf_counter() - session_start) / (epoch + 1 - first_epoch)
             log(_epoch_line(row, config.epochs, eval_seconds,
@@ -478,7 +511,9 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
                 on_epoch_end(epoch + 1)
     finally:
         events.close()
+        ledger.close()
     summary = build_summary(config, settings, fp, model, state, device, num_classes, replica.size)
+    summary.update(ledger.summary_fields())
     if replica.is_main:
         write_final_files(config.out, model, state.history, summary)
     summary = replica.share(summary)

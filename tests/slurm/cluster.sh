@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A real one-node Slurm cluster on 127.0.0.1 (fake GPU, real accounting), for the slurm tests.
+# A real one-node Slurm cluster on 127.0.0.1 (two fake GPUs with shards, real accounting), for
+# the slurm tests.
 #
 #   tests/slurm/cluster.sh start    install what is missing, write configs, start every daemon
 #   tests/slurm/cluster.sh stop     stop every daemon this script started, by pid
@@ -16,6 +17,11 @@ CLUSTER=sdnet
 PARTITION=${SDNET_SLURM_PARTITION:-gpu}
 ACCOUNT=${SDNET_SLURM_ACCOUNT:-sdnet-test}
 GPU_TYPE=testgpu
+# Two fake GPUs (File= /dev/null and /dev/zero: Slurm tracks each by its file), each split into
+# SHARDS_PER_GPU shards (gres/shard, Slurm >= 22.05) for several training jobs per GPU. A GPU is
+# allocated either whole (gres/gpu) or as shards, never both at once.
+GPU_FILES=(/dev/null /dev/zero)
+SHARDS_PER_GPU=4
 DB_PORT=${SDNET_SLURM_DB_PORT:-3316}
 DB_PASS=sdnet-slurm-test
 HOST=$(hostname -s)
@@ -110,9 +116,10 @@ write_configs() {
     cpus=$(nproc)
     [ "$cpus" -lt 4 ] && cpus=4 # config_overrides: a small CI box can still take 4-CPU jobs
     mem=$(real_memory_mb)
+    local gpus=${#GPU_FILES[@]} file
     mkdir -p "$DIR"/{etc,run,log,state,spool,munge,mysql}
     cat >"$DIR/etc/slurm.conf" <<EOF
-# Written by tests/slurm/cluster.sh: one node on 127.0.0.1 with one fake GPU.
+# Written by tests/slurm/cluster.sh: one node on 127.0.0.1, $gpus fake GPUs of $SHARDS_PER_GPU shards.
 ClusterName=$CLUSTER
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
@@ -139,21 +146,26 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=512
-GresTypes=gpu
+GresTypes=gpu,shard
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePass=$DIR/munge/munge.socket
 AccountingStorageEnforce=associations
-AccountingStorageTRES=gres/gpu,gres/gpu:$GPU_TYPE
+AccountingStorageTRES=gres/gpu,gres/gpu:$GPU_TYPE,gres/shard
 AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/none
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:$GPU_TYPE:1 State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:$GPU_TYPE:$gpus,shard:$((gpus * SHARDS_PER_GPU)) State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
-    cat >"$DIR/etc/gres.conf" <<EOF
-AutoDetect=off
-NodeName=$HOST Name=gpu Type=$GPU_TYPE File=/dev/null
-EOF
+    {
+        echo "AutoDetect=off"
+        for file in "${GPU_FILES[@]}"; do
+            echo "NodeName=$HOST Name=gpu Type=$GPU_TYPE File=$file"
+        done
+        for file in "${GPU_FILES[@]}"; do
+            echo "NodeName=$HOST Name=shard Count=$SHARDS_PER_GPU File=$file"
+        done
+    } >"$DIR/etc/gres.conf"
     cat >"$DIR/etc/slurmdbd.conf" <<EOF
 AuthType=auth/munge
 AuthInfo=socket=$DIR/munge/munge.socket
@@ -176,6 +188,8 @@ DEFAULT_CONF=/etc/slurm/slurm.conf
 export SDNET_SLURM_PARTITION=$PARTITION
 export SDNET_SLURM_ACCOUNT=$ACCOUNT
 export SDNET_SLURM_GPU_TYPE=$GPU_TYPE
+export SDNET_SLURM_GPUS=$gpus
+export SDNET_SLURM_SHARDS_PER_GPU=$SHARDS_PER_GPU
 EOF
 }
 
@@ -287,7 +301,8 @@ wait_node_idle() {
         scontrol show node "$HOST" >&2 || true
         die "node $HOST is '$(node_state)', not idle; see $DIR/log/slurmd.log"
     fi
-    log "node $HOST is $(node_state); partition $PARTITION, account $ACCOUNT, gres gpu:$GPU_TYPE:1"
+    log "node $HOST is $(node_state); partition $PARTITION, account $ACCOUNT," \
+        "gres $(sinfo -h -N -n "$HOST" -o %G | head -1)"
 }
 
 # --- commands ---------------------------------------------------------------------------------

@@ -77,13 +77,14 @@ def snakemake_command(*args: str, timeout: int) -> list[str]:
             sys.executable, "-m", "snakemake", *args]
 
 
-def start_snakemake(workdir: Path, *args: str, timeout: int) -> tuple[subprocess.Popen, Path]:
+def start_snakemake(workdir: Path, *args: str, timeout: int,
+                    env: dict | None = None) -> tuple[subprocess.Popen, Path]:
     """Snakemake in the background, printing to workdir/snakemake.out."""
     out = workdir / "snakemake.out"
     with out.open("w") as stream:
         proc = subprocess.Popen(snakemake_command(*args, timeout=timeout), cwd=workdir,
                                 stdout=stream, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
     return proc, out
 
 

@@ -4,10 +4,12 @@
 # and the run list, shared with `sdnet status`), sdnet.layout (where a run lives) and
 # sdnet.settings (the flags).
 
+import functools
 import math
 import os
 import shlex
 import sys
+import types
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -17,6 +19,8 @@ try:
 except ImportError:  # a checkout used without `pip install -e .`: the package sits in src/
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
     from sdnet import grid, layout, spec
+from sdnet import sharing
+from sdnet.errors import SdnetError
 from sdnet.settings import to_flags
 
 
@@ -65,7 +69,10 @@ FAKE_ARCHIVE = f"{RESOURCES}/mirror/{{dataset}}/{{archive}}"
 DATA_DIR = f"{RESOURCES}/data/{{dataset}}"
 RUNS_CSV = f"{RESULTS}/metrics/runs.csv"
 EPOCHS_CSV = f"{RESULTS}/metrics/epochs.csv"
+GRADIENTS_CSV = f"{RESULTS}/metrics/gradients.csv"
+# sdnet.report.FIGURES and GRADIENT_FIGURES (not imported: they need pandas)
 FIGURES = ("test_error_curves", "final_error", "epoch_time")
+GRADIENT_FIGURES = ("gradient_magnitude", "gradient_profile")
 
 # ---------------------------------------------------------------------------------------------
 # Data sets
@@ -234,11 +241,99 @@ def train_runtime(wildcards, attempt: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Several runs per GPU (train_resources.runs_per_gpu = k > 1; sdnet.sharing says how). k = 1
+# changes nothing: one train_run job per run, one GPU each.
+# ---------------------------------------------------------------------------------------------
+
+TRAIN_RESOURCES = config["train_resources"]
+RUNS_PER_GPU = TRAIN_RESOURCES["runs_per_gpu"]
+SHARDED = RUNS_PER_GPU > 1 and TRAIN_RESOURCES["gpu_sharing"] == "shard"
+PACKED = RUNS_PER_GPU > 1 and TRAIN_RESOURCES["gpu_sharing"] == "pack"
+
+
+def on_slurm() -> bool:
+    """Whether jobs go to Slurm (known once the run starts; a dry run shows local resources)."""
+    plugin = workflow.executor_plugin
+    return plugin is not None and plugin.name.startswith("slurm")
+
+
+@functools.cache
+def shards_per_job() -> int:
+    """Shards one training job asks for: the cluster's per GPU (sinfo, or the config) / k."""
+    per_gpu = TRAIN_RESOURCES["shards_per_gpu"] or sharing.query_shards_per_gpu()
+    return sharing.shards_per_job(RUNS_PER_GPU, per_gpu)
+
+
+def train_gpu(wildcards) -> int:
+    """The run's GPUs (`gpus`, default 1; locally one of its k slots with runs_per_gpu k); on
+    Slurm with shards the job asks shards instead."""
+    return 0 if SHARDED and on_slurm() else train_ranks(wildcards)
+
+
+def train_gpu_model(wildcards) -> str | None:
+    return None if SHARDED and on_slurm() else TRAIN_RESOURCES["gpu_model"]
+
+
+def train_gres(wildcards) -> str:
+    """--gres=shard:S on Slurm with gpu_sharing: shard (empty locally)."""
+    if SHARDED and on_slurm():
+        return sharing.gres_request(shards_per_job(), TRAIN_RESOURCES["gpu_model"])
+    return ""
+
+
+# shard: locally, `--resources gpu=G` admits k x G training jobs (the GPU lock gives each a slot).
+if SHARDED and not (workflow.remote_exec or workflow.subprocess_exec):
+    _gpus = workflow.global_resources.get("gpu").value
+    if isinstance(_gpus, int):
+        workflow.register_resource("gpu", _gpus * RUNS_PER_GPU)
+        logger.info(f"runs_per_gpu {RUNS_PER_GPU}: --resources gpu={_gpus} admits "
+                    f"{_gpus * RUNS_PER_GPU} training jobs, {RUNS_PER_GPU} per GPU")
+
+
+def check_gpu_sharing() -> None:
+    """shard on Slurm: the cluster must have shards that fit k (one line before any job)."""
+    if SHARDED and on_slurm() and not (workflow.remote_exec or workflow.subprocess_exec):
+        try:
+            shards_per_job()
+        except SdnetError as err:
+            raise SystemExit(f"Invalid config: {err}") from None
+
+
+onstart:
+    check_gpu_sharing()
+
+
+def pack_members(pack) -> str:
+    """`sdnet launch` runs of a pack: LOG -- TRAIN_ARGS, separated by ::."""
+    words = []
+    for run in pack.runs:
+        wildcards = types.SimpleNamespace(**run.wildcards)
+        args = ["--data", DATA_DIR.format(dataset=run.dataset),
+                "--out", RUN_DIR.format(**run.wildcards), *shlex.split(train_flags(wildcards)),
+                "--on-mismatch", "restart"]
+        words += [*(["::"] if words else []), TRAIN_LOG.format(**run.wildcards), "--", *args]
+    return shlex.join(words)
+
+
+def pack_outputs(pack) -> list[str]:
+    return [f"{RUN_DIR.format(**run.wildcards)}/{name}" for run in pack.runs
+            for name in ("metrics.csv", "summary.json", "model.pt")]
+
+
+def pack_inputs(pack) -> list[str]:
+    datasets = sorted({run.dataset for run in pack.runs})
+    return [f"{DATA_DIR.format(dataset=d)}/{name}" for d in datasets
+            for name in ("train.npz", "test.npz", "meta.json")]
+
+
+# ---------------------------------------------------------------------------------------------
 # Targets
 # ---------------------------------------------------------------------------------------------
 
 
 GRID_RUNS = grid.runs(config)  # expanded once per parse: the targets below all read it
+# pack: k seeds of one (data set, network, variant) per training job (sdnet.sharing.packs)
+PACKS = sharing.packs(GRID_RUNS, RUNS_PER_GPU, lambda run: run.network) if PACKED else []
 
 
 def all_summaries() -> list[str]:
@@ -247,6 +342,7 @@ def all_summaries() -> list[str]:
 
 COMPARISONS_CSV = f"{RESULTS}/metrics/comparisons.csv"
 SWEEP_FIGURE = "error_vs_p_last"  # sdnet.report.SWEEP_FIGURE (not imported: it needs pandas)
+HEATMAP_FIGURE = "error_heatmap"  # sdnet.report.HEATMAP_FIGURE
 
 
 def has_p_last_sweep() -> bool:
@@ -261,17 +357,33 @@ def has_p_last_sweep() -> bool:
     return any(len(p_lasts) >= 2 for p_lasts in values.values())
 
 
+def has_heatmap() -> bool:
+    """Whether some (data set, augmentation, survival rule) of the grid has two or more depths
+    and two or more p_L values: the panels sdnet.report.heatmap_panels draws."""
+    axes: dict[tuple, tuple[set, set]] = {}
+    for run in GRID_RUNS:
+        settings = run.settings
+        if settings["survival"] != "none":
+            key = (run.dataset, settings.get("augment"), settings["survival"])
+            depths, p_lasts = axes.setdefault(key, (set(), set()))
+            depths.add(int(run.depth))
+            p_lasts.add(float(settings["p_last"]))
+    return any(len(d) >= 2 and len(p) >= 2 for d, p in axes.values())
+
+
 def figure_files() -> list[str]:
-    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L."""
-    names = [*FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else [])]
+    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L, error_heatmap
+    only when it varies both depth and p_L."""
+    names = [*FIGURES, *GRADIENT_FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else []),
+             *([HEATMAP_FIGURE] if has_heatmap() else [])]
     return [f"{RESULTS}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
 
 
 def table_files() -> list[str]:
-    return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed")
+    return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed", "cost")
             for ext in ("tex", "md")]
 
 
 def metrics_files() -> list[str]:
-    """The aggregated tables: runs, epochs and the variants' comparisons."""
-    return [RUNS_CSV, EPOCHS_CSV, COMPARISONS_CSV]
+    """The aggregated tables: runs, epochs, gradients and the variants' comparisons."""
+    return [RUNS_CSV, EPOCHS_CSV, GRADIENTS_CSV, COMPARISONS_CSV]

@@ -1,7 +1,8 @@
 # Training: one job per run of the grid (sdnet.grid.runs: dataset x network x variant x seed,
 # sweeps expanded), one GPU each unless the cascade's `gpus` says more; its flags come from the
 # settings cascade (train_flags, common.smk), its folder and log from sdnet.layout (RUN_DIR,
-# TRAIN_LOG).
+# TRAIN_LOG). With train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.sharing):
+# one job per run with k per GPU (gpu_sharing: shard), or one job per k runs (gpu_sharing: pack).
 #
 # A run on N GPUs (`gpus: N`, `nodes: M`) is ONE job: locally it takes N of `--resources gpu`
 # and `sdnet train --nproc N` starts N ranks on N GPUs it locks all-or-none; on Slurm it asks
@@ -13,38 +14,79 @@
 # --on-mismatch restart: a rerun caused by changed settings starts over instead of resuming.
 
 
-rule train_run:
-    """Train one network; summary.json (written last by the trainer) marks a complete run."""
-    input:
-        train=f"{DATA_DIR}/train.npz",
-        test=f"{DATA_DIR}/test.npz",
-        meta=f"{DATA_DIR}/meta.json",
-    output:
-        metrics=f"{RUN_DIR}/metrics.csv",
-        summary=f"{RUN_DIR}/summary.json",
-        model=f"{RUN_DIR}/model.pt",
-    params:
-        flags=train_flags,
-    # One local core per rank (1 for a 1-GPU run), so `--cores N --resources gpu=N` runs N
-    # 1-GPU jobs on N GPUs; Slurm allocates cpus_per_task per task and each rank uses that many
-    # threads.
-    threads: train_ranks
-    resources:
-        gpu=train_ranks,
-        nodes=if_several_ranks(train_nodes),
-        tasks=if_several_ranks(train_ranks),
-        tasks_per_gpu=if_several_ranks(lambda wildcards: 1),
-        mpi=if_several_ranks(lambda wildcards: "srun"),
-        gpu_model=config["train_resources"]["gpu_model"],  # None: any GPU
-        runtime=train_runtime,
-        mem_mb=config["train_resources"]["mem_mb"],
-        cpus_per_task=config["train_resources"]["cpus"],
-    retries: train_retries()
-    log:
-        TRAIN_LOG,
-    conda:
-        "../envs/sdnet.yaml"
-    shell:
-        "OMP_NUM_THREADS={resources.cpus_per_task} sdnet train"
-        ' --data "$(dirname {input.meta:q})" --out "$(dirname {output.summary:q})"'
-        " {params.flags} --on-mismatch restart > {log:q} 2>&1"
+if not PACKED:
+
+    rule train_run:
+        """Train one network; summary.json (written last by the trainer) marks a complete run."""
+        input:
+            train=f"{DATA_DIR}/train.npz",
+            test=f"{DATA_DIR}/test.npz",
+            meta=f"{DATA_DIR}/meta.json",
+        output:
+            metrics=f"{RUN_DIR}/metrics.csv",
+            summary=f"{RUN_DIR}/summary.json",
+            model=f"{RUN_DIR}/model.pt",
+        params:
+            flags=train_flags,
+        # One local core per rank (1 for a 1-GPU run), so `--cores N --resources gpu=N` runs N
+        # 1-GPU jobs on N GPUs; Slurm allocates cpus_per_task per task and each rank uses that
+        # many threads. With runs_per_gpu k and gpu_sharing shard: k jobs per GPU (common.smk:
+        # train_gpu, train_gres).
+        threads: train_ranks
+        resources:
+            gpu=train_gpu,
+            nodes=if_several_ranks(train_nodes),
+            tasks=if_several_ranks(train_ranks),
+            tasks_per_gpu=if_several_ranks(lambda wildcards: 1),
+            mpi=if_several_ranks(lambda wildcards: "srun"),
+            gpu_model=train_gpu_model,  # None: any GPU
+            runtime=train_runtime,
+            mem_mb=TRAIN_RESOURCES["mem_mb"],
+            cpus_per_task=TRAIN_RESOURCES["cpus"],
+            runs_per_gpu=RUNS_PER_GPU,  # the trainer's GPU slots and share (sdnet.accounting)
+            **({"gres": train_gres} if SHARDED else {}),
+        retries: train_retries()
+        log:
+            TRAIN_LOG,
+        conda:
+            "../envs/sdnet.yaml"
+        # sdnet launch keeps every attempt's log: Snakemake deletes {log} before each attempt,
+        # the run folder's train.log holds them all and is copied back into {log} first.
+        shell:
+            "sdnet launch --threads {resources.cpus_per_task}"
+            " --runs-per-gpu {resources.runs_per_gpu} {log:q} --"
+            ' --data "$(dirname {input.meta:q})" --out "$(dirname {output.summary:q})"'
+            " {params.flags} --on-mismatch restart"
+
+
+# gpu_sharing pack: one job per pack of k runs (sdnet.sharing.packs), holding one GPU with k
+# times one run's CPUs and memory; `sdnet launch` trains its runs side by side and each resumes
+# on its own when the job is retried. A rule per pack: its outputs are the k runs' files.
+for _pack in PACKS:
+
+    rule:
+        name:
+            _pack.name
+        input:
+            pack_inputs(_pack),
+        output:
+            pack_outputs(_pack),
+        params:
+            members=pack_members(_pack),
+        threads: _pack.size
+        resources:
+            gpu=1,
+            gpu_model=TRAIN_RESOURCES["gpu_model"],
+            runtime=train_runtime,
+            mem_mb=_pack.size * TRAIN_RESOURCES["mem_mb"],
+            cpus_per_task=_pack.size * TRAIN_RESOURCES["cpus"],
+            cpus_per_run=TRAIN_RESOURCES["cpus"],
+            runs_in_pack=_pack.size,
+        retries: train_retries()
+        log:
+            [TRAIN_LOG.format(**run.wildcards) for run in _pack.runs],
+        conda:
+            "../envs/sdnet.yaml"
+        shell:
+            "sdnet launch --threads {resources.cpus_per_run}"
+            " --runs-per-gpu {resources.runs_in_pack} {params.members}"
