@@ -2,8 +2,8 @@
 
 Four variants per depth, interleaved in one loop; one sample = `--steps` training steps:
 - sdnet-base / sdnet-sd: exactly the trainer's code path, `sdnet.train.run_epoch` over a
-  DeviceLoader holding `steps` batches (on-device crop+flip, gated model, SGD, the epoch's one
-  sync), with the trainer's own model/optimizer builders and device settings (channels_last; bf16
+  DeviceLoader holding `steps` batches (on-device crop+flip, gated model, SGD, the gradient
+  meter, the epoch's one sync), with the trainer's own model/optimizer builders and device settings (channels_last; bf16
   autocast on CUDA and on CPUs with native bf16, as the trainer's `--amp`; `--no-amp` for
   float32, `--no-channels-last` for NCHW).
 - ref-base / ref-sd: the conventional recipe of benchmarks/reference.py (DataLoader over PIL
@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks import common, reference
 from sdnet import data, train
 from sdnet import device as sdnet_device
+from sdnet.gradients import GradientMeter
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -55,14 +56,19 @@ def trainer_config(depth: int, survival: str, args: argparse.Namespace) -> train
 
 
 class SdnetVariant:
-    """The trainer's epoch loop over a loader of exactly `steps` batches: one call = one sample."""
+    """The trainer's epoch loop over a loader of exactly `steps` batches: one call = one sample.
+
+    `gradients`: the trainer's gradient meter (sdnet.gradients) on every block ("all", as the
+    trainer runs), on the first block only ("first") or none ("none")."""
 
     def __init__(self, depth: int, survival: str, images: np.ndarray, labels: np.ndarray,
-                 args: argparse.Namespace) -> None:
+                 args: argparse.Namespace, gradients: str = "all") -> None:
         self.config = trainer_config(depth, survival, args)
         self.device = torch.device(args.device)
         self.model = train.build_model(self.config, self.device)
         self.optimizer, _ = train.build_optimizer(self.model, self.config)
+        self.meter = None if gradients == "none" else GradientMeter(
+            self.model.blocks, per_block=gradients == "all")
         channels_last = train.use_channels_last(self.config, self.device)
         self.loader = data.DeviceLoader(images, labels, batch_size=args.batch_size,
                                         device=self.device, mean=MEAN, std=STD, augment=True,
@@ -72,7 +78,7 @@ class SdnetVariant:
 
     def __call__(self) -> None:
         stats = train.run_epoch(self.model, self.loader, self.optimizer, self.epoch, self.config,
-                                self.device)
+                                self.device, gradients=self.meter)
         self.epoch += 1
         self.blocks_computed.append(stats.blocks_computed)
 

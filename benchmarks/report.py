@@ -107,6 +107,12 @@ def other_rows(results: Path) -> list[Row]:
         rows.append(row(f"prepare {name} full-size fake, images/s", value,
                         f">= {need}" if need else "-", lambda v, n=need: n is None or v >= n,
                         ".0f", prep))
+    grads = load(results, "gradients")
+    for rule in (grads["results"]["rules"] if grads else [{"survival": "linear"}]):
+        ratio = rule.get("all_over_none_cpu", {}).get("paired_median")
+        rows.append(row(f"ResNet-{rule.get('depth', 110)} {rule['survival']} step with / without "
+                        "the gradient meter (CPU time)", ratio, "<= 1.02", lambda v: v <= 1.02,
+                        ".3f", grads))
     peak = mem["results"].get("steps", {}).get("peak_rss_mib") if mem else None
     rows.append(row("peak RSS, ResNet-110 training on CIFAR-10-sized data (CPU), MiB", peak,
                     "<= 2048", lambda v: v <= 2048, ".0f", mem))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every CPU part of the benchmarks (1-5), one after the other, JSON into benchmarks/results/, then
+# Every CPU part of the benchmarks (1-6), one after the other, JSON into benchmarks/results/, then
 # the figures table. Run it on a quiet machine: it takes about 30 minutes on 2 cores (the first
 # run also writes the full-size fakes into benchmarks/results/cache/, several minutes more).
 #
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 ARGS=("$@")
 NOTE=${NOTE:-"run_cpu.sh"}
-for part in bench_step bench_data bench_workflow bench_prepare bench_memory; do
+for part in bench_step bench_data bench_workflow bench_prepare bench_memory bench_gradients; do
     echo "== $part ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1 /proc/loadavg))"
     "$PYTHON" -m "benchmarks.$part" --note "$NOTE" "${ARGS[@]}"
 done

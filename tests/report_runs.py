@@ -24,7 +24,9 @@ from sdnet import layout, networks
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS_HEADER = ["epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
-                  "epoch_seconds", "blocks_computed"]
+                  "epoch_seconds", "blocks_computed", "grad_first_conv"]
+GRADIENTS_HEADER = ["epoch", "block", "mean_abs_grad", "active_steps"]
+BLOCKS, STEPS = 3, 10  # residual blocks and steps per epoch of a hand-made run
 VARIANTS = {  # variant -> (survival, p_last), as config.yaml names them
     "baseline": ("none", 0.5),
     "stochastic": ("linear", 0.5),
@@ -36,8 +38,14 @@ def make_run(root: Path, *, dataset: str = "cifar10", depth: int = 110, variant:
              seed: int = 0, test_error_at_best: float = 6.0, epochs: int = 4,
              epoch_seconds: float = 75.0, val: bool = True, arch: str | None = None,
              survival: str | None = None, p_last: float | None = None,
-             augment: bool | None = True) -> Path:
-    """Write one finished run folder exactly as sdnet.train does; return the folder."""
+             augment: bool | None = True, gradients: bool = True,
+             milestones: tuple[int, ...] = ()) -> Path:
+    """Write one finished run folder exactly as sdnet.train does; return the folder.
+
+    Gradient strength: block b's mean |grad| at epoch e is grad(b, e) below, times 1.5 for a
+    stochastic variant; the last block never runs with survival `uniform`. `gradients=False`
+    writes a run from before sdnet recorded them (no column, no gradients.csv). The lr is
+    divided by 10 after each of `milestones`."""
     known = VARIANTS.get(variant, ("linear", 0.5))
     survival = survival or known[0]
     p_last = known[1] if p_last is None else p_last
@@ -45,15 +53,27 @@ def make_run(root: Path, *, dataset: str = "cifar10", depth: int = 110, variant:
     folder = root / layout.run_key(dataset, networks.network_name(depth, arch), variant, seed)
     folder.mkdir(parents=True)
     best_epoch = epochs - 1 if epochs > 1 and val else epochs
-    rows = []
+    rows, grads = [], []
+    factor = 1.0 if survival == "none" else 1.5
     for epoch in range(1, epochs + 1):
         test = test_error_at_best if epoch == best_epoch else test_error_at_best + 40.0 / epoch
-        rows.append([epoch, 0.1, 2.0 / epoch, test + 1.0, (test - 0.5) if val else "", test,
-                     epoch_seconds + epoch * 0.01, 1.0 if survival == "none" else 0.75])
+        lr = 0.1 * 0.1 ** sum(epoch > m for m in milestones)
+        blocks = [[epoch, b, factor * grad(b, epoch, seed), STEPS] for b in range(1, BLOCKS + 1)]
+        if survival == "uniform":
+            blocks[-1][2:] = ["", 0]
+        grads += blocks
+        rows.append([epoch, lr, 2.0 / epoch, test + 1.0, (test - 0.5) if val else "", test,
+                     epoch_seconds + epoch * 0.01, 1.0 if survival == "none" else 0.75,
+                     blocks[0][2]])
     with open(folder / "metrics.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(METRICS_HEADER)
-        writer.writerows(rows)
+        writer.writerow(METRICS_HEADER if gradients else METRICS_HEADER[:-1])
+        writer.writerows(rows if gradients else [r[:-1] for r in rows])
+    if gradients:
+        with open(folder / "gradients.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(GRADIENTS_HEADER)
+            writer.writerows(grads)
     final = rows[-1][5]
     settings = {"data": f"resources/data/{dataset}", "dataset": dataset, "depth": depth,
                 "arch": None, "shortcut": "A", "survival": survival, "p_last": p_last,
@@ -77,6 +97,12 @@ def make_run(root: Path, *, dataset: str = "cifar10", depth: int = 110, variant:
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return folder
+
+
+def grad(block: int, epoch: int, seed: int = 0) -> float:
+    """A hand-made run's mean |grad| of a block at an epoch (constant depth): shrinking with
+    depth and epoch, a little different per seed."""
+    return 0.01 / (block * epoch) * (1.0 + 0.1 * seed)
 
 
 # test errors at the best-validation epoch, per (dataset, depth, variant): one value per seed
@@ -105,10 +131,12 @@ def aggregated_study(root: Path) -> SimpleNamespace:
     from sdnet import report
 
     folders = make_study(root / "runs")
-    runs_csv, epochs_csv = root / "metrics" / "runs.csv", root / "metrics" / "epochs.csv"
-    runs, epochs = report.aggregate(list(reversed(folders)), runs_csv, epochs_csv)
+    metrics = root / "metrics"
+    runs_csv, epochs_csv = metrics / "runs.csv", metrics / "epochs.csv"
+    gradients_csv = metrics / "gradients.csv"
+    runs, epochs = report.aggregate(list(reversed(folders)), runs_csv, epochs_csv, gradients_csv)
     return SimpleNamespace(root=root, folders=folders, runs_csv=runs_csv, epochs_csv=epochs_csv,
-                           runs=runs, epochs=epochs)
+                           gradients_csv=gradients_csv, runs=runs, epochs=epochs)
 
 
 RUNS_HEADER = ["dataset", "network", "depth", "arch", "variant", "seed", "survival", "p_last",

@@ -16,7 +16,15 @@ import pytest
 # root, not part of the installed package: put the root on the path as `-m` does.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_data, bench_step, bench_workflow, common, reference, report
+from benchmarks import (
+    bench_data,
+    bench_gradients,
+    bench_step,
+    bench_workflow,
+    common,
+    reference,
+    report,
+)
 
 
 def test_interleave_rotates_order_and_times_every_round() -> None:
@@ -61,6 +69,16 @@ def test_step_bench_runs_tiny(tmp_path) -> None:
     assert set(depth["variants"]) == {"sdnet-base", "sdnet-sd", "ref-base", "ref-sd"}
     assert 0.5 < depth["expected_flop_fraction"] < 1.0
     assert doc["machine"]["versions"]["torch"] != "absent"
+
+
+def test_gradients_bench_runs_tiny(tmp_path) -> None:
+    bench_gradients.main(["--quick", "--survival", "linear", "--repeats", "1", "--warmup", "0",
+                          "--meter-calls", "2", "--out", str(tmp_path)])
+    doc = json.loads((tmp_path / "gradients-quick.json").read_text())
+    (rule,) = doc["results"]["rules"]
+    assert set(rule["variants"]) == set(bench_gradients.METERS) == set(rule["variants_cpu"])
+    assert rule["all_over_none_cpu"]["paired_median"] > 0
+    assert rule["meter_alone_s"]["all"] > 0
 
 
 def test_step_bench_sdnet_only_on_the_cpu_clock(tmp_path) -> None:

@@ -1,5 +1,6 @@
-"""sdnet.report.aggregate: run folders (the sdnet.train contract) -> runs.csv, epochs.csv, and
-reading them back: a runs.csv a user broke is one line naming the file and line."""
+"""sdnet.report.aggregate: run folders (the sdnet.train contract) -> runs.csv, epochs.csv,
+gradients.csv, and reading them back: a runs.csv a user broke is one line naming the file and
+line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from report_runs import ERRORS, METRICS_HEADER, aggregated_study, make_run, runs_row, write_runs_csv
+from report_runs import (
+    BLOCKS,
+    ERRORS,
+    METRICS_HEADER,
+    aggregated_study,
+    grad,
+    make_run,
+    runs_row,
+    write_runs_csv,
+)
 
 from sdnet import report
 from sdnet.errors import SdnetError
@@ -69,12 +79,53 @@ def test_epochs_csv_one_row_per_run_epoch(study: SimpleNamespace) -> None:
     assert one.test_error.tolist() == pytest.approx([5.4 + 40, 5.4 + 20, 5.4, 5.4 + 10])
 
 
+def test_gradients_csv_one_row_per_run_epoch_block(study: SimpleNamespace) -> None:
+    grads = report.read_gradients(study.gradients_csv)
+    assert list(grads.columns) == ["dataset", "network", "depth", "variant", "seed", "epoch",
+                                   "block", "mean_abs_grad", "active_steps"]
+    assert len(grads) == 11 * 4 * BLOCKS
+    keys = list(zip(grads.dataset, grads.depth, grads.network, grads.variant, grads.seed,
+                    grads.epoch, grads.block))
+    assert keys == sorted(keys)
+    one = grads[(grads.variant == "baseline") & (grads.dataset == "cifar10") & (grads.seed == 2)
+                & (grads.epoch == 3)]
+    assert one.mean_abs_grad.tolist() == pytest.approx([grad(b, 3, 2) for b in (1, 2, 3)])
+    never = grads[grads.variant == "uniform_p05"]  # its last block never ran: empty, steps 0
+    assert never[never.block == 3].mean_abs_grad.isna().all()
+    assert (never[never.block == 3].active_steps == 0).all()
+    text = study.gradients_csv.read_text()
+    assert "nan" not in text.lower() and ",,0\n" in text
+
+
+def test_gradient_files_are_checked_and_old_runs_have_none(tmp_path: Path) -> None:
+    old = make_run(tmp_path / "runs", variant="baseline", gradients=False)
+    new = make_run(tmp_path / "runs", variant="stochastic")
+    out = [tmp_path / name for name in ("runs.csv", "epochs.csv", "gradients.csv")]
+    report.aggregate([old, new], *out)
+    grads = report.read_gradients(out[2])
+    assert set(grads.variant) == {"stochastic"}
+    epochs = report.read_epochs(out[1])
+    assert epochs[epochs.variant == "baseline"].grad_first_conv.isna().all()
+    assert (epochs[epochs.variant == "stochastic"].grad_first_conv > 0).all()
+    path = new / "gradients.csv"
+    path.write_text(path.read_text().replace(",10\n", ",0\n", 1))  # a mean without steps
+    with pytest.raises(SdnetError, match=r"stochastic/seed0 is incomplete or malformed: .*"
+                                         r"gradients.csv: mean_abs_grad must be given exactly"):
+        report.aggregate([old, new], *(tmp_path / f"x{p.name}" for p in out))
+    path.write_text("epoch,block,mean_abs_grad,active_steps\n1,1,abc,3\n")
+    with pytest.raises(SdnetError, match="gradients.csv is malformed"):
+        report.aggregate([new], *(tmp_path / f"y{p.name}" for p in out))
+    assert not list(tmp_path.glob("[xy]*.csv"))  # nothing written
+
+
 def test_aggregate_is_deterministic_whatever_the_input_order(study: SimpleNamespace,
                                                               tmp_path: Path) -> None:
     summaries = [f / "summary.json" for f in study.folders]  # the workflow passes these
-    report.aggregate(summaries, tmp_path / "runs.csv", tmp_path / "epochs.csv")
+    report.aggregate(summaries, tmp_path / "runs.csv", tmp_path / "epochs.csv",
+                     tmp_path / "gradients.csv")
     assert (tmp_path / "runs.csv").read_bytes() == study.runs_csv.read_bytes()
     assert (tmp_path / "epochs.csv").read_bytes() == study.epochs_csv.read_bytes()
+    assert (tmp_path / "gradients.csv").read_bytes() == study.gradients_csv.read_bytes()
 
 
 def test_augment_missing_or_null_is_the_data_sets_default(tmp_path: Path) -> None:

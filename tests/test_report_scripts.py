@@ -76,6 +76,48 @@ def test_p_last_figure_script(tmp_path: Path) -> None:
     assert "nothing to plot against p_L" in (tmp_path / "g.log").read_text()
 
 
+def test_gradient_and_heatmap_scripts_and_commands(tmp_path: Path, capsys) -> None:
+    """aggregate with its gradients output, then both new figure scripts, the Snakemake way;
+    the same steps as `sdnet report` commands; the heat map script fails on a flat grid."""
+    from sdnet import cli
+
+    folders = [make_run(tmp_path / "runs", depth=d, variant=f"linear-p_last{p}",
+                        survival="linear", p_last=p, seed=s)
+               for d in (20, 56) for p in (0.5, 0.8) for s in range(2)]
+    metrics = tmp_path / "m"
+    out = Named(runs=str(metrics / "runs.csv"), epochs=str(metrics / "epochs.csv"),
+                gradients=str(metrics / "gradients.csv"))
+    run_script("aggregate", input=Named(summaries=[str(f / "summary.json") for f in folders]),
+               output=out, log=Named([str(tmp_path / "a.log")]))
+    assert len(pd.read_csv(out.gradients)) == 8 * 4 * 3  # runs x epochs x blocks
+    figures = [str(p) for p in report.gradient_figure_paths(tmp_path / "figures")]
+    run_script("gradient_figures", input=Named(runs=out.runs, epochs=out.epochs,
+                                               gradients=out.gradients),
+               output=Named(figures), log=Named([str(tmp_path / "g.log")]))
+    heatmap = [str(p) for p in report.heatmap_figure_paths(tmp_path / "figures")]
+    run_script("heatmap_figure", input=Named(runs=out.runs), output=Named(heatmap),
+               log=Named([str(tmp_path / "h.log")]))
+    assert all(Path(p).stat().st_size > 5000 for p in figures + heatmap)
+    flat = write_runs_csv(tmp_path / "flat.csv", sweep_rows(4))  # one depth: no heat map
+    with pytest.raises(SystemExit):
+        run_script("heatmap_figure", input=Named(runs=str(flat)),
+                   output=Named([str(p) for p in report.heatmap_figure_paths(tmp_path / "x")]),
+                   log=Named([str(tmp_path / "x.log")]))
+    assert "no heat map to draw" in (tmp_path / "x.log").read_text()
+    cli_out = tmp_path / "cli"
+    assert cli.main(["report", "aggregate", *map(str, folders), "--out-runs",
+                     str(cli_out / "runs.csv"), "--out-epochs", str(cli_out / "epochs.csv"),
+                     "--out-gradients", str(cli_out / "gradients.csv")]) == 0
+    assert (cli_out / "gradients.csv").read_bytes() == Path(out.gradients).read_bytes()
+    assert cli.main(["report", "gradient-figures", "--runs", out.runs, "--epochs", out.epochs,
+                     "--gradients", out.gradients, "--out-dir", str(cli_out)]) == 0
+    assert cli.main(["report", "heatmap", "--runs", out.runs, "--out-dir", str(cli_out)]) == 0
+    assert cli.main(["report", "heatmap", "--runs", str(flat), "--out-dir", str(cli_out)]) == 2
+    assert "no heat map to draw" in capsys.readouterr().err
+    assert sorted(p.name for p in cli_out.glob("*.png")) == [
+        "error_heatmap.png", "gradient_magnitude.png", "gradient_profile.png"]
+
+
 def test_glue_helpers() -> None:
     assert report.as_paths("a.csv") == [Path("a.csv")]
     assert report.as_paths(["a", Path("b")]) == [Path("a"), Path("b")]

@@ -259,6 +259,50 @@ def test_tables_read_the_given_comparisons(tmp_path: Path) -> None:
     assert stats.COMPARISON_COLUMNS[0] == "dataset"
 
 
+def heatmap_grid_rows(seeds: int = 2) -> list[dict]:
+    """runs.csv rows of config/paper/fig8-heatmap.yaml: 5 depths x (constant depth + linear
+    decay at p_L = 0.1 ... 1.0) x `seeds` seeds (110 runs for 2)."""
+    rows = []
+    for depth in (20, 32, 44, 56, 110):
+        rows += [runs_row(depth=depth, variant="baseline", seed=s, error=7.0 + s / 10)
+                 for s in range(seeds)]
+        for k in range(1, 11):
+            p_last = k / 10
+            rows += [runs_row(depth=depth, variant=f"linear-p_last{p_last:g}", seed=s,
+                              error=6.0 + abs(p_last - 0.5) + s / 10, survival="linear",
+                              p_last=p_last) for s in range(seeds)]
+    return rows
+
+
+def test_a_hundred_run_grid_fits_the_page(tmp_path: Path) -> None:
+    """The heat map's grid (110 runs): per_seed.tex and the long summary.tex are split into
+    several floats, each within the page: no overfull box, no float too large."""
+    rows = heatmap_grid_rows()
+    assert len(rows) == 110
+    paths = report.render_tables(write_runs_csv(tmp_path / "runs.csv", rows), tmp_path / "t")
+    per_seed = paths["per_seed.tex"].read_text()
+    parts = per_seed.count("\\begin{table}")
+    assert parts >= 3 and per_seed.count("\\end{table}") == parts
+    assert f"Every run (continued, part {parts} of {parts})." in per_seed
+    assert "\\label{tab:sdnet-per-seed}" in per_seed and "\\label{tab:sdnet-per-seed-2}" in per_seed
+    # every run once, in order, across the parts; a group cut by a part boundary is continued
+    run_lines = [line for line in per_seed.splitlines() if re.match(r"^[a-z].* & \d+ & ", line)
+                 or re.match(r"^ & \d+ & ", line)]
+    assert len(run_lines) == 110
+    assert "(continued)}" in per_seed
+    for part in per_seed.split("\\midrule")[1:]:  # each part's first run names its variant
+        first = next(line for line in part.splitlines() if " & " in line and "multicolumn"
+                     not in line)
+        assert not first.startswith(" & "), first
+    summary = paths["summary.tex"].read_text()
+    assert summary.count("\\begin{table}") >= 2
+    log = compile_latex([paths["per_seed.tex"], paths["summary.tex"]], tmp_path / "latex")
+    assert "Overfull \\hbox" not in log and "Overfull \\vbox" not in log, re.findall(
+        r"Overfull \\[hv]box.*", log)
+    assert "Float too large" not in log, re.findall(r"Float too large.*", log)
+    assert "LaTeX Warning" not in log or "Label(s) may have changed" in log
+
+
 def test_networks_of_one_depth_are_rows_of_their_own(tmp_path: Path) -> None:
     """CIFAR-10 at depth 110 in two families and at depth 50 in two: four rows, each named; the
     paper's numbers only beside the ResNet-110 the paper trained (not the pre-act one)."""

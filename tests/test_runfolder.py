@@ -19,7 +19,8 @@ from sdnet.errors import SdnetError
 from sdnet.settings import settings_mismatch
 
 ROW = {"epoch": 1, "lr": 0.1, "train_loss": 2.0, "train_error": 80.0, "val_error": 70.0,
-       "test_error": 71.5, "epoch_seconds": 10.0, "blocks_computed": 0.75}
+       "test_error": 71.5, "epoch_seconds": 10.0, "blocks_computed": 0.75,
+       "grad_first_conv": 0.0123}
 
 
 def rows(n: int, val: bool = True) -> list[dict]:
@@ -81,6 +82,30 @@ def test_metrics_round_trip_exactly_with_types(tmp_path):
     back = rf.read_metrics(tmp_path)
     assert back == history
     assert isinstance(back[0]["epoch"], int) and back[0]["val_error"] is None
+
+
+def test_gradients_round_trip_and_a_block_that_never_ran_is_empty(tmp_path):
+    history = rows(2)
+    history[0][rf.BLOCK_GRADIENTS] = [[0.5, 3], [1 / 3, 1], [None, 0]]
+    history[1][rf.BLOCK_GRADIENTS] = [[0.25, 2], [0.125, 2], [0.1, 1]]
+    rf.write_gradients(tmp_path, history)
+    text = (tmp_path / rf.GRADIENTS).read_text()
+    assert text.splitlines()[:4] == ["epoch,block,mean_abs_grad,active_steps", "1,1,0.5,3",
+                                     f"1,2,{1 / 3!r},1", "1,3,,0"]
+    back = rf.read_gradients(tmp_path)
+    assert back[2] == {"epoch": 1, "block": 3, "mean_abs_grad": None, "active_steps": 0}
+    assert back[1]["mean_abs_grad"] == 1 / 3 and len(back) == 6
+    assert rf.read_gradients(tmp_path / "nowhere") == []
+
+
+def test_a_row_from_before_a_column_writes_an_empty_cell(tmp_path):
+    """A checkpoint written before grad_first_conv existed resumes: its rows lack the key."""
+    old = {k: v for k, v in rows(1)[0].items() if k != "grad_first_conv"}
+    rf.write_metrics(tmp_path, [old, rows(2)[1]])
+    back = rf.read_metrics(tmp_path)
+    assert back[0]["grad_first_conv"] is None and back[1]["grad_first_conv"] == 0.0123
+    rf.write_gradients(tmp_path, [old])
+    assert rf.read_gradients(tmp_path) == []
 
 
 def test_malformed_metrics_names_the_file(tmp_path):

@@ -28,6 +28,7 @@ import sdnet.io
 from sdnet import cli, events, gpus, runfolder, settings, spec, train
 from sdnet.data import fake_prepared
 from sdnet.errors import SdnetError
+from sdnet.gradients import GradientMeter
 from sdnet.io import atomic_open, atomic_write_json, atomic_write_text
 
 EPOCHS = 3
@@ -36,8 +37,8 @@ QUICK = ["--dataset", "cifar10", "--depth", "8", "--epochs", str(EPOCHS), "--bat
          "--lr", "0.05", "--milestones", "2", "--limit-train", "256", "--seed", "1"]
 # A finished run folder: no checkpoint left, the final state kept; event files only with
 # tensorboard installed.
-FINISHED_FILES = sorted(["accounting.json", "final_state.pt", "metrics.csv", "model.pt",
-                         "run.json", "summary.json", "train.lock"]
+FINISHED_FILES = sorted(["accounting.json", "final_state.pt", "gradients.csv", "metrics.csv",
+                         "model.pt", "run.json", "summary.json", "train.lock"]
                         + (["tensorboard"] if events.summary_writer_class() else []))
 
 
@@ -110,6 +111,56 @@ def test_run_writes_outputs_and_learns(finished_run):
                                         if "running" not in k and "num_batches" not in k)
 
 
+def read_gradients(path: Path) -> list[dict]:
+    with open(path / "gradients.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_gradient_strength_is_recorded_every_epoch(finished_run):
+    """grad_first_conv (the paper's Fig. 7 quantity) in metrics.csv and every block's figure in
+    gradients.csv: positive, finite, block 1's equal to the column, and the active steps adding
+    up to blocks_computed."""
+    out, summary = finished_run
+    rows, grads = read_metrics(out), read_gradients(out)
+    assert list(grads[0]) == list(spec.GRADIENT_COLUMNS)
+    blocks = len(summary["survival_probabilities"])
+    assert [(int(g["epoch"]), int(g["block"])) for g in grads] == [
+        (e, b) for e in range(1, EPOCHS + 1) for b in range(1, blocks + 1)]
+    steps = 256 // 32
+    for row in rows:
+        epoch = [g for g in grads if g["epoch"] == row["epoch"]]
+        first = float(row["grad_first_conv"])
+        assert math.isfinite(first) and first > 0
+        assert float(epoch[0]["mean_abs_grad"]) == first
+        active = [int(g["active_steps"]) for g in epoch]
+        assert sum(active) / (steps * blocks) == pytest.approx(float(row["blocks_computed"]))
+        for g, ran in zip(epoch, active):
+            assert 0 <= ran <= steps
+            if ran:
+                assert math.isfinite(float(g["mean_abs_grad"])) and float(g["mean_abs_grad"]) > 0
+            else:
+                assert g["mean_abs_grad"] == ""
+
+
+@pytest.mark.parametrize("survival", ["linear", "uniform"])
+def test_a_block_that_never_runs_gets_an_empty_gradient(data_dir, tmp_path, survival):
+    """p_L = 1e-6: the last block (linear) or every block (uniform) never runs; its figure is
+    an empty cell with active_steps 0, never NaN or 0, and the other blocks are measured."""
+    out = tmp_path / survival
+    train.train(config(data_dir, out, epochs=1, limit_train=128, survival=survival,
+                       p_last=1e-6))
+    text = (out / "gradients.csv").read_text() + (out / "metrics.csv").read_text()
+    assert "nan" not in text.lower()
+    grads, (row,) = read_gradients(out), read_metrics(out)
+    assert grads[-1]["block"] == "3" and grads[-1]["active_steps"] == "0"
+    assert grads[-1]["mean_abs_grad"] == ""
+    if survival == "uniform":
+        assert all(g["mean_abs_grad"] == "" and g["active_steps"] == "0" for g in grads)
+        assert row["grad_first_conv"] == ""
+    else:  # block 1 survives with p = 2/3 + 1e-6/3: it ran in some of the 4 steps
+        assert int(grads[0]["active_steps"]) > 0 and float(row["grad_first_conv"]) > 0
+
+
 def test_summary_has_the_documented_fields(finished_run):
     out, summary = finished_run
     rows = read_metrics(out)
@@ -151,7 +202,7 @@ def test_finished_run_whose_outputs_were_deleted_is_restored_not_retrained(finis
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     outputs = {name: (copy / name).read_bytes() for name in ("metrics.csv", "model.pt",
-                                                             "summary.json")}
+                                                             "summary.json", "gradients.csv")}
     for name in outputs:
         (copy / name).unlink()
     data = str(summary["settings"]["data"])
@@ -221,6 +272,8 @@ def test_sigkill_then_resume_gives_identical_metrics(finished_run, data_dir, tmp
     assert cli.main(["train", "--data", str(data_dir), *QUICK, "--out", str(out)]) == 0
     assert f"resuming from checkpoint at epoch {done}" in capsys.readouterr().err
     assert without_time(read_metrics(out)) == without_time(read_metrics(full))
+    assert (out / "gradients.csv").read_bytes() == (full / "gradients.csv").read_bytes()
+    assert all(row["grad_first_conv"] for row in read_metrics(out))
     assert sorted(p.name for p in out.iterdir()) == FINISHED_FILES
     if events.summary_writer_class() is not None:  # curves continue, each epoch once
         steps = {tag: [step for step, _ in points] for tag, points in scalars(out).items()}
@@ -308,12 +361,13 @@ def _syncs_in_one_epoch(data_dir: Path, out: Path, images: int) -> int:
     loaders = train.build_loaders(cfg, train.load_data(cfg), device)
     model = train.build_model(cfg, device)
     optimizer, _ = train.build_optimizer(model, cfg)
-    train.run_epoch(model, loaders.train, optimizer, 0, cfg, device)  # warm-up (cudnn benchmark)
+    meter = GradientMeter(model.blocks)  # as the trainer runs: gradient strength on the device
+    train.run_epoch(model, loaders.train, optimizer, 0, cfg, device, gradients=meter)  # warm-up
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            train.run_epoch(model, loaders.train, optimizer, 1, cfg, device)
+            train.run_epoch(model, loaders.train, optimizer, 1, cfg, device, gradients=meter)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
@@ -685,7 +739,7 @@ def test_without_tensorboard_nothing_changes(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "plain"
     train.train(config(data_dir, out, epochs=1, limit_train=32))
     assert sorted(p.name for p in out.iterdir()) == [
-        "accounting.json", "final_state.pt", "metrics.csv", "model.pt", "run.json",
+        "accounting.json", "final_state.pt", "gradients.csv", "metrics.csv", "model.pt", "run.json",
         "summary.json", "train.lock"]
 
 

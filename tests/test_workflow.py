@@ -164,7 +164,8 @@ def test_full_grid_dry_run(workdir: Path) -> None:
     counts = job_counts(output)
     assert counts == {"download_dataset": 2, "prepare_dataset": 2, "train_run": 40,
                       "aggregate_metrics": 1, "compare_variants": 1, "plot_figures": 1,
-                      "render_tables": 1, "all": 1}  # no p_L sweep: no error_vs_p_last
+                      "plot_gradients": 1, "render_tables": 1, "all": 1}
+    # no p_L sweep: no error_vs_p_last; two depths but one p_L: no error_heatmap
     train = output.split("rule train_run:", 1)[1].split("rule ", 1)[0]
     assert "gpu=1" in train and "runtime=1440" in train and "mem_mb=16000" in train
     assert "--on-mismatch restart" in train and "--device auto" in train
@@ -266,6 +267,7 @@ def test_cascade_sweeps_and_new_data_sets_in_the_train_flags(workdir: Path) -> N
     counts = job_counts(output)
     assert counts["train_run"] == 9 and counts["download_dataset"] == 4
     assert counts["plot_p_last_sweep"] == 1  # two p_L values of the linear rule
+    assert counts["plot_heatmap"] == 1  # ... at two depths of CIFAR-10
     train = jobs_of(output, "train_run")
     assert set(train) == {f"dataset={d}, network=resnet{n}, variant={v}, seed=0"
                           for d, n in (("cifar10", 20), ("cifar10", 1202), ("svhn", 152))
@@ -316,8 +318,12 @@ def test_network_families_in_the_run_folders_and_flags(workdir: Path) -> None:
 
 
 @pytest.mark.parametrize(("preset", "jobs"), [
-    ("table1", {"download_dataset": 5, "prepare_dataset": 3, "train_run": 30}),
-    ("fig8", {"download_dataset": 1, "prepare_dataset": 1, "train_run": 60}),
+    ("table1", {"download_dataset": 5, "prepare_dataset": 3, "train_run": 30,
+                "plot_heatmap": None}),
+    ("fig8", {"download_dataset": 1, "prepare_dataset": 1, "train_run": 60,
+              "plot_p_last_sweep": 1, "plot_heatmap": None}),  # one depth: no heat map
+    ("fig8-heatmap", {"download_dataset": 1, "prepare_dataset": 1, "train_run": 110,
+                      "plot_p_last_sweep": 1, "plot_heatmap": 1, "plot_gradients": 1}),
     ("resnet1202", {"download_dataset": 1, "prepare_dataset": 1, "train_run": 6}),
     ("no-augmentation", {"download_dataset": 2, "prepare_dataset": 2, "train_run": 20}),
 ])
@@ -354,9 +360,16 @@ def test_demo_end_to_end(demo: tuple[Path, str, float]) -> None:
     tex = (out / "tables/summary.tex").read_text()
     assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex
     assert (out / "tables/summary.md").read_text().count("|") > 10
-    for name in ("test_error_curves", "final_error", "epoch_time"):
+    for name in ("test_error_curves", "final_error", "epoch_time", "gradient_magnitude",
+                 "gradient_profile"):
         assert (out / f"figures/{name}.pdf").read_bytes().startswith(b"%PDF")
         assert (out / f"figures/{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert not (out / "figures/error_heatmap.pdf").exists()  # one p_L per depth: no heat map
+    with open(out / "metrics/gradients.csv", newline="") as handle:
+        gradients = list(csv.DictReader(handle))
+    blocks = {"8": 3, "20": 9}  # residual blocks per network, 6 epochs per run
+    assert len(gradients) == sum(6 * blocks[r["depth"]] for r in runs)
+    assert all(float(g["mean_abs_grad"]) > 0 for g in gradients if g["active_steps"] != "0")
     assert (wd / "resources/demo/raw/cifar10/cifar-10-python.tar.gz").is_file()
     with open(out / "metrics/comparisons.csv", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -384,6 +397,9 @@ def test_html_report(demo: tuple[Path, str, float]) -> None:
     run_ok(wd, "--report", "results/demo/report.html", *DEMO)
     html = (wd / "results/demo/report.html").read_text(errors="replace")
     assert "test_error_curves.png" in html and "summary.tex" in html
+    for figure in ("gradient_magnitude", "gradient_profile"):
+        assert f"{figure}.png" in html
+    assert "Figure 7 of Huang et al." in html  # the caption
 
 
 @pytest.mark.slow
@@ -426,7 +442,7 @@ def test_deleting_one_summary_retrains_only_that_run(demo: tuple[Path, str, floa
         summary.write_bytes(saved)  # leave the demo complete for the other tests
     counts = job_counts(output)
     assert counts == {"train_run": 1, "aggregate_metrics": 1, "compare_variants": 1,
-                      "plot_figures": 1, "render_tables": 1, "all": 1}
+                      "plot_figures": 1, "plot_gradients": 1, "render_tables": 1, "all": 1}
     assert "wildcards: dataset=cifar10, network=resnet8, variant=baseline, seed=1" in output
 
 

@@ -140,9 +140,10 @@ class Ledger:
 
     def __init__(self, folder: str | os.PathLike, fingerprint: str, kind: str, name: str, *,
                  start_epoch: int = 0, devices: int = 1, share: float | None = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 writes: bool = True, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.path = Path(folder) / ACCOUNTING
+        self.writes = writes  # False on the ranks other than 0 of a run of several
         self.clock, self.wall_clock = clock, wall_clock
         self.kind, self.name = kind, name
         self.label = device_label(kind, name)
@@ -202,6 +203,9 @@ class Ledger:
     def write(self) -> None:
         """Bring this attempt's record up to now and write the file atomically."""
         self._update()
+        if not self.writes:
+            self._written = self.clock()
+            return
         try:
             atomic_write_json(self.path, self.record())
         except OSError as err:

@@ -22,6 +22,7 @@ from sdnet.io import atomic_open
 from sdnet.runfolder import CHECKPOINT, FINAL_STATE, RunState
 
 if TYPE_CHECKING:
+    from sdnet.gradients import GradientMeter
     from sdnet.models import GatedNetwork
 
 CHECKPOINT_FORMAT = 1
@@ -85,7 +86,11 @@ def restore_rng(state: dict, model: GatedNetwork) -> None:
 
 
 def save_checkpoint(out: Path, model: GatedNetwork, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, state: RunState, fp: str, settings: dict) -> None:
+                    scheduler: Any, state: RunState, fp: str, settings: dict,
+                    gradients: GradientMeter | None = None, *,
+                    world_size: int = 1, rank_rng: list[dict] | None = None) -> None:
+    """`rank_rng`: every rank's RNG states in rank order (a run of several ranks; rank 0 writes).
+    `gradients`: the meter's partial sums (after the ranks' reduction: the same on every rank)."""
     atomic_torch_save({
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fp,
@@ -98,6 +103,9 @@ def save_checkpoint(out: Path, model: GatedNetwork, optimizer: torch.optim.Optim
         "history": state.history,
         "best_epoch": state.best_epoch,
         "best_val_error": state.best_val_error,
+        "gradients": gradients.state_dict() if gradients is not None else None,
+        "world_size": world_size,
+        **({"rank_rng": rank_rng} if rank_rng else {}),
     }, checkpoint_path(out))
 
 
@@ -115,12 +123,17 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def load_checkpoint(ckpt: dict, model: GatedNetwork, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> RunState:
-    """Put weights, optimizer, scheduler and RNGs back; return the history and best-so-far."""
+                    scheduler: Any, gradients: GradientMeter | None = None,
+                    rank: int = 0) -> RunState:
+    """Put weights, optimizer, scheduler, (this rank's) RNGs and the gradient sums back; return
+    the history and best-so-far."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
-    restore_rng(ckpt["rng"], model)
+    rank_rng = ckpt.get("rank_rng")
+    restore_rng(rank_rng[rank] if rank_rng else ckpt["rng"], model)
+    if gradients is not None:  # a checkpoint from before the meter holds none: zero sums
+        gradients.load_state_dict(ckpt.get("gradients"))
     return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
                     best_val_error=ckpt["best_val_error"])
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sdnet import __version__, networks, settings, spec
+from sdnet.distributed.world import error_line, follower_grace, lost_ranks_line
 from sdnet.errors import SdnetError
 
 _positive_int = settings.int_at_least(1)
@@ -42,6 +44,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=_DefaultsFormatter,
     )
     settings.add_train_arguments(p)
+    # How many processes train the run: not settings of the run (sdnet.distributed.launch).
+    p.add_argument("--nproc", type=settings.int_at_least(1), default=1, metavar="N",
+                   help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
+                   "started here, or through srun inside a Slurm allocation")
+    p.add_argument("--nodes", type=settings.int_at_least(1), default=1, metavar="M",
+                   help="nodes the --nproc ranks span (inside a Slurm allocation only)")
     p.set_defaults(func=_cmd_train)
 
     def one_line_error(message: str) -> None:
@@ -57,6 +65,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = settings.from_arguments(args)
     networks.resolve_arch(config.depth, config.arch)
     spec.check_survival(config.survival, config.p_last)
+    if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.distributed.launch)
+        from sdnet.distributed import launch
+
+        return launch.launch(config, args.nproc, args.nodes)
     train.train(config)
     return 0
 
@@ -156,10 +168,13 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
                        "and figures")
     rsub = p.add_subparsers(dest="report_command", required=True)
 
-    a = rsub.add_parser("aggregate", help="run folders -> runs.csv and epochs.csv")
+    a = rsub.add_parser("aggregate", help="run folders -> runs.csv, epochs.csv (and "
+                        "gradients.csv)")
     a.add_argument("runs", type=Path, nargs="+", help="run folders (each with summary.json)")
     a.add_argument("--out-runs", type=Path, required=True)
     a.add_argument("--out-epochs", type=Path, required=True)
+    a.add_argument("--out-gradients", type=Path, default=None,
+                   help="gradients.csv to write: every run's per-block gradient strength")
     a.set_defaults(func=_cmd_aggregate)
 
     c = rsub.add_parser("compare", help="runs.csv -> comparisons.csv (each variant against "
@@ -187,11 +202,25 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out-dir", type=Path, required=True)
     s.set_defaults(func=_cmd_p_last_figure)
 
+    d = rsub.add_parser("gradient-figures", help="runs.csv + epochs.csv + gradients.csv -> "
+                        "gradient_magnitude and gradient_profile (PDF and PNG)")
+    d.add_argument("--runs", type=Path, required=True)
+    d.add_argument("--epochs", type=Path, required=True)
+    d.add_argument("--gradients", type=Path, required=True)
+    d.add_argument("--out-dir", type=Path, required=True)
+    d.set_defaults(func=_cmd_gradient_figures)
+
+    h = rsub.add_parser("heatmap", help="runs.csv of a grid over depth and p_L -> "
+                        "error_heatmap (PDF and PNG)")
+    h.add_argument("--runs", type=Path, required=True)
+    h.add_argument("--out-dir", type=Path, required=True)
+    h.set_defaults(func=_cmd_heatmap)
+
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
     from sdnet import report
 
-    report.aggregate(args.runs, args.out_runs, args.out_epochs)
+    report.aggregate(args.runs, args.out_runs, args.out_epochs, args.out_gradients)
     return 0
 
 
@@ -220,6 +249,20 @@ def _cmd_p_last_figure(args: argparse.Namespace) -> int:
     from sdnet import report
 
     report.plot_p_last_figure(args.runs, args.out_dir)
+    return 0
+
+
+def _cmd_gradient_figures(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_gradient_figures(args.runs, args.epochs, args.gradients, args.out_dir)
+    return 0
+
+
+def _cmd_heatmap(args: argparse.Namespace) -> int:
+    from sdnet import report
+
+    report.plot_heatmap_figure(args.runs, args.out_dir)
     return 0
 
 
@@ -327,17 +370,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def guarded(call: Callable[[], int]) -> int:
+    """Run a command: an SdnetError is one line and exit status 2 (on a rank > 0 of a
+    multi-rank run, only errors rank 0 does not print too: `sdnet.distributed.error_line`)."""
     try:
-        return args.func(args)
+        return call()
     except SdnetError as err:
-        print(f"sdnet: error: {err}", file=sys.stderr)
+        line = error_line(err)
+        if line:
+            print(line, file=sys.stderr)
+        else:
+            follower_grace()  # rank 0 says it and exits first: its line is never cut off
         return 2
     except KeyboardInterrupt:
         print("sdnet: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as err:  # a rank of many whose peers are gone: one line, no traceback
+        line = lost_ranks_line(err)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from sdnet.runfolder import EVENTS_DIR
 # metrics.csv column -> TensorBoard tag
 TAGS = {"train_loss": "loss/train", "train_error": "error/train", "val_error": "error/val",
         "test_error": "error/test", "lr": "lr", "blocks_computed": "blocks_computed",
-        "epoch_seconds": "epoch_seconds"}
+        "epoch_seconds": "epoch_seconds", "grad_first_conv": "gradient/first_conv"}
 
 
 def summary_writer_class() -> Any | None:

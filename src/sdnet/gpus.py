@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,3 +131,60 @@ def acquire_gpu(
                 f"retrying every {poll_seconds:g} s")
             announced = True
         sleep(poll_seconds if timeout is None else min(poll_seconds, max(timeout - waited, 0.0)))
+
+
+# ----------------------------------------------------------------------------- several GPUs
+
+
+def try_acquire_gpus(count: int, num_gpus: int, folder: Path | None = None
+                     ) -> list[GpuLock] | None:
+    """Lock `count` free GPUs among `num_gpus`, lowest indices first, all or none: when fewer are
+    free, the ones taken are given back at once (no job holds some while waiting for more)."""
+    held: list[GpuLock] = []
+    for index in range(num_gpus):
+        lock = try_lock_gpu(index, folder)
+        if lock is not None:
+            held.append(lock)
+            if len(held) == count:
+                return held
+    for lock in held:
+        lock.release()
+    return None
+
+
+def acquire_gpus(
+    count: int,
+    num_gpus: int,
+    folder: Path | None = None,
+    *,
+    poll_seconds: float = 30.0,
+    timeout: float | None = None,
+    log: Callable[[str], None] = console.log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[GpuLock]:
+    """`count` GPUs for one multi-GPU run, all at once, waiting while fewer are free.
+
+    Two multi-GPU jobs never deadlock: neither keeps a GPU while it waits, and the waits are
+    spread (a random part of `poll_seconds`), so one of two jobs that collide gets its set.
+    """
+    if count < 1 or count > num_gpus:
+        raise SdnetError(f"cannot take {count} of {num_gpus} GPU(s)")
+    start = time.monotonic()
+    announced = False
+    while True:
+        held = try_acquire_gpus(count, num_gpus, folder)
+        if held is not None:
+            if announced:
+                log(f"sdnet: got GPUs {', '.join(str(lock.index) for lock in held)}")
+            return held
+        waited = time.monotonic() - start
+        if timeout is not None and waited >= timeout:
+            raise SdnetError(
+                f"{count} of {num_gpus} GPUs were never free at once (locks in "
+                f"{folder or lock_dir()}); gave up after {waited:.0f} s")
+        if not announced:
+            log(f"sdnet: fewer than {count} of {num_gpus} GPUs are free; retrying every "
+                f"{poll_seconds:g} s or so")
+            announced = True
+        nap = poll_seconds * (0.5 + random.random())
+        sleep(nap if timeout is None else min(nap, max(timeout - waited, 0.0)))

@@ -18,16 +18,20 @@ from torch import nn
 from sdnet import checkpoint, runfolder
 from sdnet.checkpoint import checkpoint_path, read_checkpoint
 from sdnet.console import log
+from sdnet.distributed.world import check_world_size
 from sdnet.errors import SdnetError
 from sdnet.runfolder import MODEL, RUN_INFO, SUMMARY, no_space_guard
 from sdnet.settings import TrainConfig, describe_mismatch
 
 
 def write_outputs(out: Path, weights: dict, history: list[dict], summary: dict) -> None:
-    """metrics.csv, model.pt, then summary.json last (its presence marks the run complete)."""
+    """metrics.csv, gradients.csv, model.pt, then summary.json last (its presence marks the
+    run complete)."""
     epochs = summary["epochs"]
     with no_space_guard(out / runfolder.METRICS, epochs):
         runfolder.write_metrics(out, history)
+    with no_space_guard(out / runfolder.GRADIENTS, epochs):
+        runfolder.write_gradients(out, history)
     with no_space_guard(out / MODEL, epochs):
         checkpoint.atomic_torch_save(weights, out / MODEL)
     with no_space_guard(out / SUMMARY, epochs):
@@ -85,10 +89,12 @@ def _clear_run(out: Path) -> None:
     shutil.rmtree(out / runfolder.EVENTS_DIR, ignore_errors=True)
 
 
-def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[dict | None, dict | None]:
+def prepare_run_folder(config: TrainConfig, settings: dict, fp: str, world_size: int = 1
+                       ) -> tuple[dict | None, dict | None]:
     """Decide between 'already complete', 'resume' and 'fresh start' (under the run lock).
 
-    Returns (finished summary, checkpoint): at most one is not None.
+    Returns (finished summary, checkpoint): at most one is not None. A checkpoint of another
+    world size (ranks) is refused, `--restart` aside.
     """
     out = config.out
     runfolder.remove_temp_files(out)
@@ -125,4 +131,5 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str) -> tuple[di
         _stale(path, ckpt.get("settings", {}), settings, config)
         _clear_run(out)
         return None, None
+    check_world_size(ckpt, world_size, path)
     return None, ckpt

@@ -37,7 +37,7 @@ from typing import Any
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_write_json, atomic_write_text
 from sdnet.settings import settings_mismatch
-from sdnet.spec import METRICS_COLUMNS
+from sdnet.spec import GRADIENT_COLUMNS, METRICS_COLUMNS
 
 METRICS, SUMMARY, MODEL, CHECKPOINT = "metrics.csv", "summary.json", "model.pt", "checkpoint.pt"
 # A finished run's outputs in one file (weights, metrics rows, summary): not a workflow output, so
@@ -45,15 +45,21 @@ METRICS, SUMMARY, MODEL, CHECKPOINT = "metrics.csv", "summary.json", "model.pt",
 # after the trainer finished), the rerun restores them instead of training again.
 FINAL_STATE = "final_state.pt"
 RUN_INFO = "run.json"
+# Per-block gradient strength, one row per epoch and block (sdnet.gradients); not a workflow
+# output (a run finished before it existed has none), written before summary.json.
+GRADIENTS = "gradients.csv"
+# The history row key holding an epoch's per-block figures: [[mean_abs_grad | None, steps], ...].
+BLOCK_GRADIENTS = "block_gradients"
 LOCK = "train.lock"
 EVENTS_DIR = "tensorboard"
 ACCOUNTING = "accounting.json"  # device and device-seconds of every attempt (sdnet.accounting)
 # Files whose atomic writes leave `.<name>.*.tmp` temp files when cut short.
-WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE, ACCOUNTING)
+WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE, GRADIENTS,
+                 ACCOUNTING)
 HEARTBEAT_SECONDS = 60.0
 FRESH_FLOOR_SECONDS = 600.0
 _LOCK_WAIT_SECONDS = 1.0  # a status probe holds a shared lock for microseconds
-_INT_COLUMNS = ("epoch",)
+_INT_COLUMNS = ("epoch", "block", "active_steps")
 
 
 class RunBusyError(SdnetError):
@@ -127,7 +133,15 @@ def _number(text: str, column: str) -> int | float | None:
 
 def read_metrics(folder: str | os.PathLike) -> list[dict]:
     """metrics.csv rows (numbers as int/float, empty cells None); [] if absent."""
-    path = Path(folder) / METRICS
+    return _read_csv(Path(folder) / METRICS)
+
+
+def read_gradients(folder: str | os.PathLike) -> list[dict]:
+    """gradients.csv rows (epoch, block, mean_abs_grad or None, active_steps); [] if absent."""
+    return _read_csv(Path(folder) / GRADIENTS)
+
+
+def _read_csv(path: Path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
@@ -153,9 +167,23 @@ def _csv_value(value: Any) -> str:
 
 
 def metrics_text(history: Iterable[dict]) -> str:
-    rows = [",".join(METRICS_COLUMNS)]
-    rows += [",".join(_csv_value(row[c]) for c in METRICS_COLUMNS) for row in history]
+    rows = [",".join(METRICS_COLUMNS)]  # .get: a row of a checkpoint from before a column
+    rows += [",".join(_csv_value(row.get(c)) for c in METRICS_COLUMNS) for row in history]
     return "\n".join(rows) + "\n"
+
+
+def gradients_text(history: Iterable[dict]) -> str:
+    """gradients.csv: every epoch's per-block figures (a block that never ran: empty mean)."""
+    rows = [",".join(GRADIENT_COLUMNS)]
+    for row in history:
+        for block, (mean, steps) in enumerate(row.get(BLOCK_GRADIENTS) or [], start=1):
+            rows.append(",".join(_csv_value(v) for v in (row["epoch"], block, mean, steps)))
+    return "\n".join(rows) + "\n"
+
+
+def write_gradients(folder: Path, history: list[dict]) -> None:
+    """The whole table every epoch, atomically (as metrics.csv)."""
+    atomic_write_text(Path(folder) / GRADIENTS, gradients_text(history))
 
 
 def write_metrics(folder: Path, history: list[dict]) -> None:
@@ -163,10 +191,13 @@ def write_metrics(folder: Path, history: list[dict]) -> None:
     atomic_write_text(Path(folder) / METRICS, metrics_text(history))
 
 
-def write_run_info(folder: Path, settings: dict, fp: str, epochs: int, epochs_done: int) -> dict:
-    """run.json at every (re)start: who trains this folder, with what, from which epoch."""
+def write_run_info(folder: Path, settings: dict, fp: str, epochs: int, epochs_done: int,
+                   world_size: int = 1) -> dict:
+    """run.json at every (re)start: who trains this folder, with what, from which epoch, on how
+    many ranks (`host` and `pid` are rank 0's)."""
     info = {"settings": settings, "fingerprint": fp, "epochs": epochs, "host": socket.gethostname(),
-            "pid": os.getpid(), "started": _now_text(), "start_epoch": epochs_done}
+            "pid": os.getpid(), "started": _now_text(), "start_epoch": epochs_done,
+            "world_size": world_size}
     atomic_write_json(Path(folder) / RUN_INFO, info)
     return info
 
@@ -331,6 +362,7 @@ class RunStatus:
     eta_seconds: float | None  # only when running
     holder: dict | None
     mismatch: list[str]
+    world_size: int = 1  # ranks of the latest (re)start, else of the finished run
 
 
 def _mtime(path: Path) -> float | None:
@@ -415,9 +447,11 @@ def run_status(folder: str | os.PathLike, expected: dict | None = None,
         per_epoch = wall if wall is not None else mean_epoch
         if per_epoch is not None:
             eta = per_epoch * max(int(epochs) - epochs_done, 0)
+    ranks = (info or {}).get("world_size") or (summary or {}).get("world_size") or 1
     return RunStatus(state=state, epochs_done=epochs_done, epochs=epochs, best_val_error=best,
                      test_error=test, train_seconds=train_seconds, eta_seconds=eta,
-                     holder=holder if running else None, mismatch=mismatch)
+                     holder=holder if running else None, mismatch=mismatch,
+                     world_size=int(ranks))
 
 
 def is_no_space(err: BaseException | None) -> bool:

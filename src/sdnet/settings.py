@@ -40,9 +40,17 @@ from sdnet.errors import SdnetError
 # so a run may resume on another card) and, except device, out of summary["settings"].
 NOT_SETTINGS = ("out", "restart", "on_mismatch", "log_every")
 NOT_FINGERPRINTED = NOT_SETTINGS + ("device",)
+# Config keys of the settings cascade that size a run's job, not what it computes: `gpus` (ranks,
+# one GPU each) and `nodes` (workflow/rules/common.smk turns them into resources and
+# `sdnet train --nproc/--nodes`); never TrainConfig fields, never flags of `to_flags`.
+RESOURCES = ("gpus", "nodes")
+# Settings added after runs existed, and the values that mean what runs did before: at such a
+# value a setting is left out of the fingerprint and equals an older run's missing one, so those
+# runs stay valid (and their `sdnet train` flags, which leave None out, stay the same).
+LATER_SETTINGS: dict[str, tuple] = {"sync_bn": (None, False)}
 # Keys settings_mismatch never compares: the above plus the data folder's path (the data enter
 # the fingerprint by content, meta.json).
-NOT_COMPARED = NOT_FINGERPRINTED + ("data",)
+NOT_COMPARED = NOT_FINGERPRINTED + ("data",) + RESOURCES
 SHORTCUTS = networks.SHORTCUTS  # the CIFAR ResNet transition shortcut (declared by the family registry)
 ON_MISMATCH = ("error", "restart")
 
@@ -129,6 +137,10 @@ class TrainConfig:
     channels_last: bool = setting(
         True, config=TRAIN,
         help="channels_last memory format for model and inputs (faster on CUDA and on CPU)")
+    sync_bn: bool | None = setting(
+        None, config=TRAIN,
+        help="several ranks: batch norm over the global batch (default: off, each rank "
+        "normalises its own part, as the original code on several GPUs)")
     restart: bool = setting(False, help="discard any checkpoint in --out and start over")
     on_mismatch: str = setting(
         "error", choices=ON_MISMATCH,
@@ -402,10 +414,16 @@ def settings_of(config: TrainConfig) -> dict:
 def fingerprint(settings: dict, meta: dict) -> str:
     """Hash of everything that changes results. The data enter by content (meta.json: md5 of the
     source archive, split, counts), not by path, so a moved data folder still resumes."""
-    kept = {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED and k != "data"}
+    kept = {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED and k != "data"
+            and not _as_before(k, v)}
     kept["data_meta"] = meta
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _as_before(name: str, value: Any) -> bool:
+    """`value` of a later setting means what runs did before it existed (LATER_SETTINGS)."""
+    return name in LATER_SETTINGS and any(value is v for v in LATER_SETTINGS[name])
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -443,7 +461,7 @@ def settings_mismatch(recorded: dict, expected: dict) -> list[str]:
         if name in NOT_COMPARED or value is None:
             continue
         old = recorded.get(name)
-        if not _same(old, value):
+        if not _same(old, value) and not (_as_before(name, old) and _as_before(name, value)):
             diffs.append(f"{name} {_show(old)} -> {_show(value)}")
     return diffs
 

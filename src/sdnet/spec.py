@@ -15,8 +15,14 @@ from sdnet.networks import SpecError
 SURVIVAL_RULES = ("none", "linear", "uniform", "epoch-linear")
 # A run folder's metrics.csv, one row per epoch (errors in %): written by sdnet.train, read by
 # sdnet.report, which must not import torch to learn it.
+# grad_first_conv: the mean |gradient| of the first residual block's first convolution over the
+# epoch's steps in which it ran (the paper's Fig. 7; empty if it never ran; sdnet.gradients).
 METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
-                   "epoch_seconds", "blocks_computed")
+                   "epoch_seconds", "blocks_computed", "grad_first_conv")
+# A run folder's gradients.csv, one row per epoch and residual block (1-based): the same figure
+# for every block's first branch convolution, and the steps it is averaged over (0: the block
+# never ran that epoch, mean_abs_grad empty).
+GRADIENT_COLUMNS = ("epoch", "block", "mean_abs_grad", "active_steps")
 
 
 def check_survival(rule: str, p_last: float) -> None:

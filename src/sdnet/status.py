@@ -44,6 +44,7 @@ class RunRow:
     folder: str
     holder: dict | None = None
     mismatch: list[str] = field(default_factory=list)
+    world_size: int = 1  # ranks (GPUs) the run trains on
     # Cost (sdnet.accounting): the device of the latest attempt ('cuda NVIDIA H200'), the
     # device-hours of every attempt so far, and those still needed (filled by `_fill_left`).
     device: str | None = None
@@ -75,7 +76,8 @@ def _row(folder: Path, key: dict, expected: dict | None, epochs: int | None,
                   best_val_error=status.best_val_error, test_error=status.test_error,
                   eta_seconds=status.eta_seconds if status.state == "running" else None,
                   train_seconds=status.train_seconds, folder=str(folder), holder=status.holder,
-                  mismatch=list(status.mismatch), device=device, device_hours=device_hours)
+                  mismatch=list(status.mismatch), world_size=status.world_size,
+                  device=device, device_hours=device_hours)
 
 
 def _spent(folder: Path, status: runfolder.RunStatus) -> tuple[str | None, float]:
@@ -273,6 +275,10 @@ def render(rows: Sequence[RunRow]) -> str:
              _pct(row.best_val_error), _pct(row.test_error), _duration(row.eta_seconds),
              _hours(row.device_hours)]
             for row in rows]
+    if any(row.world_size > 1 for row in rows):  # a run on several GPUs: say how many
+        header.insert(5, "ranks")
+        for line, row in zip(body, rows):
+            line.insert(5, str(row.world_size))
     lines = [tabulate(body, header, tablefmt="simple", disable_numparse=True)] if rows else [
         "no runs"]
     stale = [row for row in rows if row.mismatch]

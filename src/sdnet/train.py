@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,8 +41,11 @@ from sdnet import device as devices
 from sdnet.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sdnet.console import log
 from sdnet.device import device_name, peak_memory_mb, resolve_device
+from sdnet.distributed.replica import Replica
+from sdnet.distributed.world import EveryRankError
 from sdnet.errors import SdnetError
 from sdnet.events import EpochEvents
+from sdnet.gradients import EpochGradients, GradientMeter
 from sdnet.outputs import prepare_run_folder, write_final_files
 from sdnet.runfolder import RUN_INFO, RunLock, RunState, no_space_guard
 from sdnet.settings import (
@@ -199,6 +203,7 @@ class EpochStats:
     error: float  # percent
     blocks_computed: float  # fraction of gated blocks whose branch ran
     seconds: float
+    gradients: EpochGradients | None = None  # first-convolution |grad| per block (issue 18)
 
 
 def _progress(total: int, desc: str) -> Any:
@@ -210,16 +215,23 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-def _raise_non_finite(epoch: int, step: int, steps: int) -> None:
-    raise SdnetError(f"training loss became NaN/inf at epoch {epoch + 1}, step {step + 1} of "
-                     f"{steps}; lower --lr or check the data")
+def _raise_non_finite(epoch: int, step: int, steps: int, every_rank: bool = False) -> None:
+    """`every_rank`: found in numbers summed over the ranks, so every rank raises it alike."""
+    error = EveryRankError if every_rank else SdnetError
+    raise error(f"training loss became NaN/inf at epoch {epoch + 1}, step {step + 1} of "
+                f"{steps}; lower --lr or check the data")
 
 
 def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer, epoch: int,
               config: TrainConfig, device: torch.device,
-              heartbeat: Callable[[], None] | None = None) -> EpochStats:
+              heartbeat: Callable[[], None] | None = None,
+              gradients: GradientMeter | None = None,
+              replica: Replica | None = None) -> EpochStats:
     """One pass over the training split without host syncs (bar the one at the end).
-    `heartbeat()` runs after every step (host-side only: the run lock's mtime)."""
+    `heartbeat()` runs after every step (host-side only: the run lock's mtime); `gradients`
+    (sdnet.gradients) adds each step's gradients between backward and the SGD step. `replica`:
+    this rank's part in a run of several (sdnet.distributed; None = the whole run)."""
+    replica = replica or Replica.single()
     model.train()
     model.gate.reset_stats()
     steps = len(loader)
@@ -235,7 +247,10 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
             logits = model(x)
         loss = compute_loss(logits, y)
         optimizer.zero_grad(set_to_none=False)
-        loss.backward()
+        replica.backward(loss, step, y.shape[0])  # several ranks: weighted by the rank's share
+        replica.after_backward(epoch, step)  # several ranks: gradients summed over the ranks
+        if gradients is not None:  # on the device; the gates' flags are host-side bools
+            gradients.after_backward(model.gate.last_active)
         optimizer.step()
         loss = loss.detach()
         first_bad = torch.minimum(first_bad, torch.where(torch.isfinite(loss), no_bad_step, step))
@@ -248,16 +263,20 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
             heartbeat()
         if config.log_every and (step + 1) % config.log_every == 0 and step + 1 < steps:
             _log_steps(epoch, step, steps, loss_sum, wrong, seen, first_bad, config)
+    loss_sum, wrong, first_bad, seen = replica.reduce_epoch(loss_sum, wrong, first_bad, seen,
+                                                            epoch)
     bad = int(first_bad)  # the epoch's one sync
     seconds = time.perf_counter() - start
+    figures = gradients.epoch_figures() if gradients is not None else None  # after the sync
     if bar is not None:
         bar.close()
     mean_loss = float(loss_sum) / max(seen, 1)
     if bad < steps or not math.isfinite(mean_loss):
-        _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps)
+        _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps, every_rank=True)
     computed, total = model.gate.stats()
     return EpochStats(loss=mean_loss, error=100.0 * int(wrong) / max(seen, 1),
-                      blocks_computed=computed / total if total else 1.0, seconds=seconds)
+                      blocks_computed=computed / total if total else 1.0, seconds=seconds,
+                      gradients=figures)
 
 
 def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong: torch.Tensor,
@@ -271,14 +290,18 @@ def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong:
 
 
 @torch.no_grad()
-def evaluate(model: GatedNetwork, loader: Any, config: TrainConfig, device: torch.device) -> float:
-    """Error in percent with every block run and scaled by its survival probability (Eq. 5)."""
+def evaluate(model: GatedNetwork, loader: Any, config: TrainConfig, device: torch.device,
+             replica: Replica | None = None) -> float:
+    """Error in percent with every block run and scaled by its survival probability (Eq. 5).
+    With several ranks each evaluates its part of the split and the counts are summed."""
+    replica = replica or Replica.single()
     model.eval()
     wrong = torch.zeros((), dtype=torch.int64, device=device)
     for x, y in loader.batches(0):
         with autocast(config, device):
             logits = model(x)
         wrong += (logits.argmax(1) != y).sum()
+    wrong = replica.sum(wrong)
     return 100.0 * int(wrong) / loader.num_samples
 
 
@@ -300,7 +323,8 @@ def versions() -> dict:
 
 
 def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetwork,
-                  state: RunState, device: torch.device, num_classes: int = 10) -> dict:
+                  state: RunState, device: torch.device, num_classes: int = 10,
+                  world_size: int = 1) -> dict:
     """summary.json as docs/DESIGN.md lists it (plus the settings fingerprint)."""
     history = state.history
     last = history[-1]
@@ -322,6 +346,7 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetw
         "device": device_name(device),
         "torch_device": str(device),
         "amp_used": devices.amp_active(config.amp, device),
+        "world_size": world_size,  # ranks (processes, one device each) that trained the run
         "versions": versions(),
         "epochs": len(history),
         "best_epoch": best_epoch,
@@ -342,28 +367,46 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetw
 
 def _epoch_line(row: dict, epochs: int, eval_seconds: float, eta: float) -> str:
     val = "-" if row["val_error"] is None else f"{row['val_error']:.2f}%"
+    grad = "" if row.get("grad_first_conv") is None else f"grad {row['grad_first_conv']:.3g} "
     return (f"epoch {row['epoch']}/{epochs} lr {row['lr']:.4g} loss {row['train_loss']:.4f} "
             f"train err {row['train_error']:.2f}% val err {val} test err "
-            f"{row['test_error']:.2f}% blocks {100 * row['blocks_computed']:.1f}% "
+            f"{row['test_error']:.2f}% blocks {100 * row['blocks_computed']:.1f}% {grad}"
             f"time {row['epoch_seconds']:.1f}s (+{eval_seconds:.1f}s eval) "
             f"ETA {_fmt_minutes(eta)}")
 
 
+def write_epoch_files(out: Path, history: list[dict], saved_epoch: int | None) -> None:
+    """metrics.csv and gradients.csv after every epoch (and at a start), atomically."""
+    with no_space_guard(out / runfolder.METRICS, saved_epoch):
+        runfolder.write_metrics(out, history)
+    with no_space_guard(out / runfolder.GRADIENTS, saved_epoch):
+        runfolder.write_gradients(out, history)
+
+
 def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: torch.optim.Optimizer,
                 scheduler: Any, config: TrainConfig, device: torch.device,
-                heartbeat: Callable[[], None] | None = None) -> tuple[dict, float]:
-    """Train, evaluate and step the schedule: the epoch's metrics.csv row and eval seconds."""
+                heartbeat: Callable[[], None] | None = None,
+                gradients: GradientMeter | None = None,
+                replica: Replica | None = None) -> tuple[dict, float]:
+    """Train, evaluate and step the schedule: the epoch's metrics (history) row and eval
+    seconds (the row also holds the per-block gradients, which metrics.csv leaves out)."""
+    replica = replica or Replica.single()
     lr = optimizer.param_groups[0]["lr"]
     model.gate.set_epoch(epoch, config.epochs)
-    stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat)
+    stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat,
+                      gradients, replica)
+    replica.sync_buffers(model)  # several ranks: rank 0's batch-norm statistics everywhere
     eval_start = time.perf_counter()
-    val = evaluate(model, loaders.val, config, device) if loaders.val is not None else None
-    test = evaluate(model, loaders.test, config, device)
+    val = (evaluate(model, loaders.val, config, device, replica) if loaders.val is not None
+           else None)
+    test = evaluate(model, loaders.test, config, device, replica)
     eval_seconds = time.perf_counter() - eval_start
     scheduler.step()
     row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_error": stats.error,
            "val_error": val, "test_error": test, "epoch_seconds": stats.seconds,
            "blocks_computed": stats.blocks_computed}
+    if stats.gradients is not None:
+        row.update(stats.gradients.row())  # grad_first_conv, block_gradients
     return row, eval_seconds
 
 
@@ -376,20 +419,27 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[int], None] | None = N
     (1-based) is a hook for tests.
     """
     config = check_config(config)
-    if not (config.data / "meta.json").is_file():
-        load_data(config)  # the data package's one line; no run folder made for it
-    with RunLock(config.out) as lock:  # before loading the arrays: a busy folder fails at once
-        if lock.unlocked_reason:
-            log(f"sdnet: warning: {lock.unlocked_reason}; make sure no other `sdnet train` uses "
-                "this run folder")
-        return _train_locked(config, load_data(config), lock, on_epoch_end)
+    replica = Replica.start(config)  # one rank of many (torchrun, srun, --nproc), or the run
+    try:
+        if not (config.data / "meta.json").is_file():
+            load_data(config)  # the data package's one line; no run folder made for it
+        # Rank 0 alone holds the lock and writes the folder; before loading the arrays, so a
+        # busy folder fails at once.
+        with replica.run_lock(lambda: RunLock(config.out)) as lock:
+            if lock.unlocked_reason:
+                log(f"sdnet: warning: {lock.unlocked_reason}; make sure no other `sdnet train` "
+                    "uses this run folder")
+            return _train_locked(config, load_data(config), lock, on_epoch_end, replica)
+    finally:
+        replica.close()
 
 
 def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
-                  on_epoch_end: Callable[[int], None] | None) -> dict:
+                  on_epoch_end: Callable[[int], None] | None, replica: Replica) -> dict:
     settings = settings_of(config)
     fp = fingerprint(settings, prepared.meta)
-    summary, ckpt = prepare_run_folder(config, settings, fp)
+    summary, ckpt = replica.agree(  # rank 0 decides, the others get its answer
+        lambda: prepare_run_folder(config, settings, fp, replica.size))
     if summary is not None:
         log(f"sdnet: run in {config.out} is already complete ({summary.get('epochs')} epochs); "
             "nothing to do")
@@ -398,34 +448,41 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     if warning:
         log(warning)
     saved_epoch = ckpt["epoch"] if ckpt is not None else None  # what checkpoint.pt holds
-    with no_space_guard(config.out / RUN_INFO, saved_epoch):
-        runfolder.write_run_info(config.out, settings, fp, config.epochs, saved_epoch or 0)
-    device = resolve_device(config.device)
+    if replica.is_main:
+        with no_space_guard(config.out / RUN_INFO, saved_epoch):
+            runfolder.write_run_info(config.out, settings, fp, config.epochs, saved_epoch or 0,
+                                     world_size=replica.size)
+    device = replica.device or resolve_device(config.device)
     devices.setup_device(device)
     num_classes = len(prepared.meta.get("classes") or range(10))
     image_size = int(prepared.train[0].shape[1])  # (N, H, W, 3): 32, or 64 (stride-2 stem)
-    loaders = build_loaders(config, prepared, device)
+    loaders = replica.shard(build_loaders(config, prepared, device))  # each rank's part
     del prepared
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = build_model(config, device, num_classes, image_size)
+    model = replica.prepare(build_model(config, device, num_classes, image_size),
+                            bool(config.sync_bn))
     optimizer, scheduler = build_optimizer(model, config)
+    meter = GradientMeter(model.blocks)  # gradient strength per block (sdnet.gradients)
     state = RunState()
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer, scheduler)
+        state = load_checkpoint(ckpt, model, optimizer, scheduler, meter, replica.world.rank)
         log(f"sdnet: resuming from checkpoint at epoch {state.epochs_done} of {config.epochs}")
         del ckpt
-    with no_space_guard(config.out / "metrics.csv", saved_epoch):
-        runfolder.write_metrics(config.out, state.history)
+    if replica.is_main:
+        write_epoch_files(config.out, state.history, saved_epoch)
     amp = "bf16 autocast" if devices.amp_active(config.amp, device) else "float32"
+    ranks = f", {replica.size} ranks" if replica.many else ""
     log(f"sdnet: {config.dataset} ResNet-{config.depth} ({settings['arch']}), survival "
         f"{config.survival} p_L={config.p_last}, seed {config.seed}, "
         f"{loaders.train.num_samples} training images, {len(loaders.train)} steps/epoch on "
-        f"{device} ({device_name(device)}, {amp})")
-    events = EpochEvents(config.out, state.epochs_done, log)
-    # Cost: this attempt's device-seconds, added to the run's earlier attempts (accounting.json).
+        f"{device} ({device_name(device)}, {amp}{ranks})")
+    events = replica.events(lambda: EpochEvents(config.out, state.epochs_done, log))
+    # Cost: this attempt's device-seconds, added to the run's earlier attempts (accounting.json);
+    # rank 0 keeps the ledger for every rank (its devices counted by the world size).
     ledger = accounting.Ledger(config.out, fp, device.type, device_name(device),
-                               start_epoch=state.epochs_done)
+                               start_epoch=state.epochs_done, devices=replica.size,
+                               writes=replica.is_main)
 
     def heartbeat() -> None:
         lock.touch()
@@ -435,13 +492,15 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
         session_start, first_epoch = time.perf_counter(), state.epochs_done
         for epoch in range(first_epoch, config.epochs):
             row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config,
-                                            device, heartbeat)
+                                            device, heartbeat, meter, replica)
             state.add(row)
-            with no_space_guard(config.out / "metrics.csv", saved_epoch):
-                runfolder.write_metrics(config.out, state.history)
-            events.add(row)
-            with no_space_guard(checkpoint_path(config.out), saved_epoch):
-                save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings)
+            rank_rng = replica.gather_rng(model)  # every rank's RNG states (several ranks)
+            if replica.is_main:
+                write_epoch_files(config.out, state.history, saved_epoch)
+                events.add(row)
+                with no_space_guard(checkpoint_path(config.out), saved_epoch):
+                    save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings,
+                                    meter, world_size=replica.size, rank_rng=rank_rng)
             saved_epoch = state.epochs_done
             ledger.epoch(row["epoch_seconds"], eval_seconds)
             lock.touch(force=True)
@@ -453,9 +512,11 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     finally:
         events.close()
         ledger.close()
-    summary = build_summary(config, settings, fp, model, state, device, num_classes)
+    summary = build_summary(config, settings, fp, model, state, device, num_classes, replica.size)
     summary.update(ledger.summary_fields())
-    write_final_files(config.out, model, state.history, summary)
+    if replica.is_main:
+        write_final_files(config.out, model, state.history, summary)
+    summary = replica.share(summary)
     log(f"sdnet: done: test error {summary['final_test_error']:.2f}% (at best val epoch "
         f"{summary['best_epoch']}: {summary['test_error_at_best']:.2f}%), "
         f"{_fmt_minutes(summary['train_seconds'])} training; wrote {config.out}")

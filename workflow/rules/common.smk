@@ -69,7 +69,10 @@ FAKE_ARCHIVE = f"{RESOURCES}/mirror/{{dataset}}/{{archive}}"
 DATA_DIR = f"{RESOURCES}/data/{{dataset}}"
 RUNS_CSV = f"{RESULTS}/metrics/runs.csv"
 EPOCHS_CSV = f"{RESULTS}/metrics/epochs.csv"
+GRADIENTS_CSV = f"{RESULTS}/metrics/gradients.csv"
+# sdnet.report.FIGURES and GRADIENT_FIGURES (not imported: they need pandas)
 FIGURES = ("test_error_curves", "final_error", "epoch_time")
+GRADIENT_FIGURES = ("gradient_magnitude", "gradient_profile")
 
 # ---------------------------------------------------------------------------------------------
 # Data sets
@@ -187,12 +190,41 @@ def run_settings(dataset: str, network: str, variant: str, seed) -> dict:
     return grid.run_settings(config, dataset, network, variant, seed)
 
 
+# Keys of the cascade that size the job rather than the run (sdnet.settings.RESOURCES).
+JOB_SIZE = ("gpus", "nodes")
+
+
 def train_flags(wildcards) -> str:
     """`sdnet train` flags of the run named by the wildcards (sdnet.settings.to_flags: sorted,
-    so stable across calls; `sdnet train` parses them back into the same settings)."""
+    so stable across calls; `sdnet train` parses them back into the same settings). A run on
+    several GPUs ends with `--nproc N [--nodes M]` (one rank per GPU)."""
     settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
                             wildcards.seed)
-    return shlex.join(to_flags(settings))
+    args = to_flags({k: v for k, v in settings.items() if k not in JOB_SIZE})
+    ranks, nodes = train_ranks(wildcards), train_nodes(wildcards)
+    if ranks > 1 or nodes > 1:
+        args += ["--nproc", str(ranks)] + (["--nodes", str(nodes)] if nodes > 1 else [])
+    return shlex.join(args)
+
+
+def train_ranks(wildcards) -> int:
+    """GPUs (= ranks) of the run: `gpus` from the settings cascade, default 1."""
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
+    return int(settings.get("gpus") or 1)
+
+
+def train_nodes(wildcards) -> int:
+    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
+                            wildcards.seed)
+    return int(settings.get("nodes") or 1)
+
+
+def if_several_ranks(value):
+    """A resource only multi-GPU jobs carry (None drops it): on Slurm `mpi` makes the executor
+    run the job's command as is, so `sdnet train --nproc N` starts the N ranks with `srun`,
+    and `tasks`/`tasks_per_gpu` make the job N tasks, one per GPU, over its nodes."""
+    return lambda wildcards: value(wildcards) if train_ranks(wildcards) > 1 else None
 
 
 def train_retries() -> int:
@@ -233,8 +265,9 @@ def shards_per_job() -> int:
 
 
 def train_gpu(wildcards) -> int:
-    """One GPU (locally: one of its k slots); on Slurm with shards the job asks shards instead."""
-    return 0 if SHARDED and on_slurm() else 1
+    """The run's GPUs (`gpus`, default 1; locally one of its k slots with runs_per_gpu k); on
+    Slurm with shards the job asks shards instead."""
+    return 0 if SHARDED and on_slurm() else train_ranks(wildcards)
 
 
 def train_gpu_model(wildcards) -> str | None:
@@ -309,6 +342,7 @@ def all_summaries() -> list[str]:
 
 COMPARISONS_CSV = f"{RESULTS}/metrics/comparisons.csv"
 SWEEP_FIGURE = "error_vs_p_last"  # sdnet.report.SWEEP_FIGURE (not imported: it needs pandas)
+HEATMAP_FIGURE = "error_heatmap"  # sdnet.report.HEATMAP_FIGURE
 
 
 def has_p_last_sweep() -> bool:
@@ -323,9 +357,25 @@ def has_p_last_sweep() -> bool:
     return any(len(p_lasts) >= 2 for p_lasts in values.values())
 
 
+def has_heatmap() -> bool:
+    """Whether some (data set, augmentation, survival rule) of the grid has two or more depths
+    and two or more p_L values: the panels sdnet.report.heatmap_panels draws."""
+    axes: dict[tuple, tuple[set, set]] = {}
+    for run in GRID_RUNS:
+        settings = run.settings
+        if settings["survival"] != "none":
+            key = (run.dataset, settings.get("augment"), settings["survival"])
+            depths, p_lasts = axes.setdefault(key, (set(), set()))
+            depths.add(int(run.depth))
+            p_lasts.add(float(settings["p_last"]))
+    return any(len(d) >= 2 and len(p) >= 2 for d, p in axes.values())
+
+
 def figure_files() -> list[str]:
-    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L."""
-    names = [*FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else [])]
+    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L, error_heatmap
+    only when it varies both depth and p_L."""
+    names = [*FIGURES, *GRADIENT_FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else []),
+             *([HEATMAP_FIGURE] if has_heatmap() else [])]
     return [f"{RESULTS}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
 
 
@@ -335,5 +385,5 @@ def table_files() -> list[str]:
 
 
 def metrics_files() -> list[str]:
-    """The aggregated tables: runs, epochs and the variants' comparisons."""
-    return [RUNS_CSV, EPOCHS_CSV, COMPARISONS_CSV]
+    """The aggregated tables: runs, epochs, gradients and the variants' comparisons."""
+    return [RUNS_CSV, EPOCHS_CSV, GRADIENTS_CSV, COMPARISONS_CSV]

@@ -1,4 +1,5 @@
-# Report: every run's summary.json -> runs.csv/epochs.csv -> comparisons, figures and tables.
+# Report: every run's summary.json -> runs.csv/epochs.csv/gradients.csv -> comparisons, figures
+# and tables.
 # The PNG figures, comparisons.csv and the summary tables also go into
 # `snakemake --report results/report.html`. Every rule here is light: it runs where Snakemake runs.
 
@@ -6,15 +7,19 @@
 localrules:
     compare_variants,
     plot_p_last_sweep,
+    plot_gradients,
+    plot_heatmap,
 
 
 rule aggregate_metrics:
-    """One row per run and one per run-epoch (an incomplete run folder is an error)."""
+    """One row per run, one per run-epoch and one per run-epoch-block (gradient strength); an
+    incomplete run folder is an error."""
     input:
         summaries=all_summaries(),
     output:
         runs=RUNS_CSV,
         epochs=EPOCHS_CSV,
+        gradients=GRADIENTS_CSV,
     log:
         f"{LOGS}/aggregate_metrics.log",
     conda:
@@ -90,6 +95,53 @@ rule plot_p_last_sweep:
         "../envs/sdnet.yaml"
     script:
         "../scripts/p_last_figure.py"
+
+
+rule plot_gradients:
+    """Gradient strength: the first residual block's first convolution per epoch (paper Fig. 7)
+    and every block's at a few epochs."""
+    input:
+        runs=RUNS_CSV,
+        epochs=EPOCHS_CSV,
+        gradients=GRADIENTS_CSV,
+    output:
+        gradient_magnitude_pdf=f"{RESULTS}/figures/gradient_magnitude.pdf",
+        gradient_magnitude_png=report(
+            f"{RESULTS}/figures/gradient_magnitude.png",
+            caption="../report/gradient_magnitude.rst",
+            category="Figures",
+        ),
+        gradient_profile_pdf=f"{RESULTS}/figures/gradient_profile.pdf",
+        gradient_profile_png=report(
+            f"{RESULTS}/figures/gradient_profile.png",
+            caption="../report/gradient_profile.rst",
+            category="Figures",
+        ),
+    log:
+        f"{LOGS}/plot_gradients.log",
+    conda:
+        "../envs/sdnet.yaml"
+    script:
+        "../scripts/gradient_figures.py"
+
+
+rule plot_heatmap:
+    """Test error over depth and p_L (the grid varies both; paper Fig. 8 right)."""
+    input:
+        runs=RUNS_CSV,
+    output:
+        pdf=f"{RESULTS}/figures/{HEATMAP_FIGURE}.pdf",
+        png=report(
+            f"{RESULTS}/figures/{HEATMAP_FIGURE}.png",
+            caption="../report/error_heatmap.rst",
+            category="Figures",
+        ),
+    log:
+        f"{LOGS}/plot_heatmap.log",
+    conda:
+        "../envs/sdnet.yaml"
+    script:
+        "../scripts/heatmap_figure.py"
 
 
 rule render_tables:

@@ -1,8 +1,13 @@
 # Training: one job per run of the grid (sdnet.grid.runs: dataset x network x variant x seed,
-# sweeps expanded), one GPU each; its flags come from the settings cascade (train_flags,
-# common.smk), its folder and log from sdnet.layout (RUN_DIR, TRAIN_LOG). With
-# train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.sharing): one job per run
-# with k per GPU (gpu_sharing: shard), or one job per k runs (gpu_sharing: pack).
+# sweeps expanded), one GPU each unless the cascade's `gpus` says more; its flags come from the
+# settings cascade (train_flags, common.smk), its folder and log from sdnet.layout (RUN_DIR,
+# TRAIN_LOG). With train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.sharing):
+# one job per run with k per GPU (gpu_sharing: shard), or one job per k runs (gpu_sharing: pack).
+#
+# A run on N GPUs (`gpus: N`, `nodes: M`) is ONE job: locally it takes N of `--resources gpu`
+# and `sdnet train --nproc N` starts N ranks on N GPUs it locks all-or-none; on Slurm it asks
+# for N GPUs and N tasks over M nodes, and `sdnet train --nproc N` (run by the job as is, `mpi`)
+# starts the ranks with `srun`: the tasks are the ranks of one run, never N copies of it.
 #
 # checkpoint.pt (in the run folder) is deliberately not an output: Snakemake never deletes it, so
 # a job killed by the walltime, a node failure or Ctrl-C resumes on its retry or on the next call.
@@ -23,12 +28,17 @@ if not PACKED:
             model=f"{RUN_DIR}/model.pt",
         params:
             flags=train_flags,
-        # One local core per job, so `--cores N --resources gpu=N` runs N jobs on N GPUs; Slurm
-        # allocates cpus_per_task and the trainer uses that many threads. With runs_per_gpu k
-        # and gpu_sharing shard: k jobs per GPU (common.smk: train_gpu, train_gres).
-        threads: 1
+        # One local core per rank (1 for a 1-GPU run), so `--cores N --resources gpu=N` runs N
+        # 1-GPU jobs on N GPUs; Slurm allocates cpus_per_task per task and each rank uses that
+        # many threads. With runs_per_gpu k and gpu_sharing shard: k jobs per GPU (common.smk:
+        # train_gpu, train_gres).
+        threads: train_ranks
         resources:
             gpu=train_gpu,
+            nodes=if_several_ranks(train_nodes),
+            tasks=if_several_ranks(train_ranks),
+            tasks_per_gpu=if_several_ranks(lambda wildcards: 1),
+            mpi=if_several_ranks(lambda wildcards: "srun"),
             gpu_model=train_gpu_model,  # None: any GPU
             runtime=train_runtime,
             mem_mb=TRAIN_RESOURCES["mem_mb"],

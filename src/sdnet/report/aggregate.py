@@ -1,12 +1,16 @@
 """Run folders -> two tidy CSV tables, and reading those tables back, checked.
 
-`aggregate(run_dirs, runs_csv, epochs_csv)` turns every finished run folder (read through
-`sdnet.runfolder`, which describes its files) into one runs.csv row per run (summary fields,
-with the run's `network` name made from its depth and family, then the settings flattened)
-and one epochs.csv row per run-epoch. A run is (dataset, network, variant, seed): a CIFAR and a
-bottleneck ResNet-50 are two runs. A folder that breaks the
-trainer's contract raises `SdnetError` naming its path before anything is written.
-`read_runs` / `read_epochs` give those tables back to the tables, figures and statistics; a
+`aggregate(run_dirs, runs_csv, epochs_csv, gradients_csv=None)` turns every finished run folder
+(read through `sdnet.runfolder`, which describes its files) into one runs.csv row per run
+(summary fields, with the run's `network` name made from its depth and family, then the
+settings flattened), one epochs.csv row per run-epoch and one gradients.csv row per
+run-epoch-block (the run folders' gradients.csv). A run is (dataset, network, variant, seed): a
+CIFAR and a bottleneck ResNet-50 are two runs. A folder that breaks the trainer's contract
+raises `SdnetError` naming its path before anything is written; a run trained before sdnet
+recorded gradients (no gradients.csv, no grad_first_conv) is not an error: it has no gradient
+rows and an empty grad_first_conv.
+`read_runs` / `read_epochs` / `read_gradients` give those tables back to the tables, figures
+and statistics; a
 runs.csv a user edited into nonsense (a run twice, a non-numeric error, an unknown survival
 rule) is one error line naming the file and line. Tables written before networks had names
 (no `network` column) are read as the depth's own family's (`resnet110`).
@@ -27,15 +31,18 @@ from sdnet import networks, runfolder, spec
 from sdnet.errors import SdnetError
 from sdnet.io import atomic_open
 from sdnet.report.names import default_augment
-from sdnet.spec import METRICS_COLUMNS
+from sdnet.spec import GRADIENT_COLUMNS, METRICS_COLUMNS
 
 log = logging.getLogger(__name__)
 
 # metrics.csv columns that must hold a number on every row (val_error is empty without a val split).
 METRICS_REQUIRED_VALUES = ("epoch", "test_error", "epoch_seconds")
+# metrics.csv columns a run from an older sdnet lacks (left empty in epochs.csv).
+METRICS_OPTIONAL = ("grad_first_conv",)
 # One run = one (dataset, network, variant, seed): the run folder layout makes these unique.
 RUN_KEYS = ("dataset", "network", "variant", "seed")
-# epochs.csv's run columns, and the order of both tables' rows (shallow networks first).
+# epochs.csv's (and gradients.csv's) run columns, and the order of the tables' rows (shallow
+# networks first).
 EPOCH_KEYS = ("dataset", "network", "depth", "variant", "seed")
 ROW_ORDER = ("dataset", "depth", "network", "variant", "seed")
 # Text fields of summary.json, and the text columns of runs.csv (never parsed as numbers).
@@ -61,6 +68,7 @@ RUNS_NUMBERS = ("depth", "seed", "p_last", "epochs", "best_epoch", "best_val_err
 RUNS_NEEDED = ("dataset", "arch", "variant", "survival", *RUNS_NUMBERS)
 EPOCHS_NUMBERS = ("depth", "seed", "epoch", "test_error", "epoch_seconds")
 EPOCHS_NEEDED = ("dataset", "depth", "variant", "seed", "epoch", "test_error", "epoch_seconds")
+GRADIENTS_NUMBERS = ("depth", "seed", "epoch", "block", "active_steps")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,10 +129,10 @@ def _check_summary(folder: Path, summary: dict[str, Any]) -> None:
 def _check_metrics(folder: Path, frame: pd.DataFrame, epochs: int) -> pd.DataFrame:
     """metrics.csv has every column, numbers where needed and one row for each epoch 1..epochs."""
     path = folder / runfolder.METRICS
-    missing = [c for c in METRICS_COLUMNS if c not in frame.columns]
+    missing = [c for c in METRICS_COLUMNS if c not in frame.columns and c not in METRICS_OPTIONAL]
     if missing:
         raise _malformed(folder, f"{path} lacks column(s) {', '.join(missing)}")
-    frame = frame[list(METRICS_COLUMNS)].astype(float)
+    frame = frame.reindex(columns=list(METRICS_COLUMNS)).astype(float)
     for column in METRICS_REQUIRED_VALUES:
         if frame[column].isna().any():
             raise _malformed(folder, f"{path}: empty {column} value(s)")
@@ -134,6 +142,29 @@ def _check_metrics(folder: Path, frame: pd.DataFrame, epochs: int) -> pd.DataFra
                          f"{_span(seen)}), summary.json says {epochs} epochs (1..{epochs})")
     frame["epoch"] = frame["epoch"].astype("int64")
     return frame.sort_values("epoch", kind="stable")
+
+
+def _read_gradient_rows(folder: Path, epochs: int) -> pd.DataFrame:
+    """The run folder's gradients.csv (none for a run from before it), checked: whole epochs
+    and blocks, steps >= 0, a mean exactly where a block ran."""
+    path = folder / runfolder.GRADIENTS
+    try:
+        frame = pd.DataFrame(runfolder.read_gradients(folder), columns=list(GRADIENT_COLUMNS))
+    except SdnetError as err:
+        raise _malformed(folder, str(err)) from None
+    if frame.empty:
+        return frame
+    counts = frame[["epoch", "block", "active_steps"]]
+    if counts.isna().any().any() or (counts < 0).any().any() or not frame.epoch.between(
+            1, epochs).all():
+        raise _malformed(folder, f"{path}: epoch, block and active_steps must be whole numbers "
+                         f"(epochs 1..{epochs})")
+    ran = frame.active_steps > 0
+    if frame.mean_abs_grad[ran].isna().any() or frame.mean_abs_grad[~ran].notna().any():
+        raise _malformed(folder, f"{path}: mean_abs_grad must be given exactly where "
+                         "active_steps > 0")
+    return frame.astype({"epoch": "int64", "block": "int64", "active_steps": "int64",
+                         "mean_abs_grad": float})
 
 
 def _span(values: Sequence[float]) -> str:
@@ -194,9 +225,10 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(handle, index=False, lineterminator="\n")
 
 
-def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path,
-              epochs_csv: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Collect run folders into runs.csv (one row per run) and epochs.csv (one per run-epoch).
+def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path, epochs_csv: str | Path,
+              gradients_csv: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Collect run folders into runs.csv (one row per run), epochs.csv (one per run-epoch) and,
+    when `gradients_csv` is given, gradients.csv (one per run-epoch-block).
 
     Fails before writing anything if any folder breaks the sdnet.train contract, so a table
     is never built from a half-written run.
@@ -204,7 +236,7 @@ def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path,
     given = [Path(p) for p in run_dirs]
     if not given:
         raise SdnetError("no run folders to aggregate")
-    run_rows, epoch_frames = [], []
+    run_rows, epoch_frames, gradient_frames = [], [], []
     for path in given:
         folder = _run_folder(path)
         summary, metrics = _read_run_files(folder)
@@ -215,6 +247,9 @@ def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path,
         keys = pd.DataFrame({k: [row[k]] * len(metrics) for k in EPOCH_KEYS},
                             index=metrics.index)
         epoch_frames.append(pd.concat([keys, metrics], axis=1))
+        if gradients_csv is not None:
+            grads = _read_gradient_rows(folder, int(summary["epochs"]))
+            gradient_frames.append(grads.assign(**{k: row[k] for k in EPOCH_KEYS}))
     _check_unique(run_rows)
     runs = _ordered_columns(pd.DataFrame(run_rows), RUN_COLUMNS)
     runs = runs.sort_values(list(ROW_ORDER), kind="stable").reset_index(drop=True)
@@ -225,6 +260,16 @@ def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path,
     _write_csv(epochs, Path(epochs_csv))
     log.info("aggregated %d run(s), %d epoch row(s) -> %s, %s", len(runs), len(epochs),
              runs_csv, epochs_csv)
+    if gradients_csv is not None:
+        columns = [*EPOCH_KEYS, *GRADIENT_COLUMNS]
+        present = [frame[columns] for frame in gradient_frames if not frame.empty]
+        grads = (pd.concat(present, ignore_index=True) if present
+                 else pd.DataFrame(columns=columns))
+        grads = grads.sort_values([*ROW_ORDER, "epoch", "block"], kind="stable")
+        _write_csv(grads, Path(gradients_csv))
+        without = sum(frame.empty for frame in gradient_frames)
+        log.info("%d gradient row(s) -> %s%s", len(grads), gradients_csv,
+                 f" ({without} run(s) without gradients.csv)" if without else "")
     return runs, epochs
 
 
@@ -237,7 +282,8 @@ def _line(frame: pd.DataFrame, index: Any) -> int:
     return int(frame.index.get_loc(index)) + 2
 
 
-def _read_table(path: str | Path, needed: Sequence[str], numbers: Sequence[str]) -> pd.DataFrame:
+def _read_table(path: str | Path, needed: Sequence[str], numbers: Sequence[str],
+                allow_empty: bool = False) -> pd.DataFrame:
     """A CSV written by aggregate(): text columns stay text (a variant named '1' or 'NA' too),
     `numbers` must be numbers (best_val_error may be empty)."""
     path = Path(path)
@@ -250,7 +296,7 @@ def _read_table(path: str | Path, needed: Sequence[str], numbers: Sequence[str])
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise SdnetError(f"{path} lacks column(s) {', '.join(missing)}")
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise SdnetError(f"{path} has no rows")
     for column in frame.columns:
         if column in TEXT_COLUMNS:
@@ -324,3 +370,9 @@ def read_epochs(path: str | Path) -> pd.DataFrame:
     """epochs.csv as written by aggregate() (one from before network names has no `network`
     column: `sdnet.report.figures` takes it from runs.csv, matching on the depth)."""
     return _read_table(path, EPOCHS_NEEDED, EPOCHS_NUMBERS)
+
+
+def read_gradients(path: str | Path) -> pd.DataFrame:
+    """gradients.csv as written by aggregate() (it may have no rows: runs from before it);
+    mean_abs_grad is NaN where a block never ran in an epoch."""
+    return _read_table(path, EPOCH_KEYS + GRADIENT_COLUMNS, GRADIENTS_NUMBERS, allow_empty=True)

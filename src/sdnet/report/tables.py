@@ -5,7 +5,8 @@ best-validation epoch over seeds, the paper's number beside the matching variant
 to constant depth with its Welch interval (marked when Holm-significant, see `stats`), hours.
 With up to three variants in every row it is wide (a column group per variant); with more (a
 sweep) it is long (a line per variant under a heading per data set and network), so it fits a
-one-column page either way. per_seed: one line per run.
+one-column page either way. per_seed: one line per run. A table taller than a page (a grid of
+some 100 runs) is split into several floats (styles.latex_table).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TABLES = ("summary.tex", "summary.md", "per_seed.tex", "per_seed.md", *cost.COST
 # More variants in a row: the long layout. Measured with pdflatex in a one-column article: two
 # variants with their intervals fill the text width; a third group overflows it by ~170 pt.
 WIDE_MAX_VARIANTS = 2
+SUMMARY_TITLE, PER_SEED_TITLE = "Test error of stochastic depth", "Every run"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +351,7 @@ def summary_latex(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None) -
     else:
         colspec, header, body = _wide_latex(runs, summary, style)
     return latex_table("sdnet summary table", caption, "tab:sdnet-summary", colspec, header,
-                       body)
+                       body, title=SUMMARY_TITLE)
 
 
 def summary_markdown(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> str:
@@ -361,7 +363,7 @@ def summary_markdown(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None
         body = _long_cells(summary, runs, style)
     else:
         header, body = _wide_markdown(runs, summary, style)
-    return markdown_table("Test error of stochastic depth", caption, header, body)
+    return markdown_table(SUMMARY_TITLE, caption, header, body)
 
 
 def _per_seed_caption(runs: pd.DataFrame, style: Style) -> str:
@@ -400,14 +402,15 @@ def per_seed_latex(runs: pd.DataFrame) -> str:
     header = [latex_row([style.header(*lines) for lines in PER_SEED_HEADER[2:]])]
     body = latex_blocks(_per_seed_rows(runs, style), 2, columns, blank_repeats=1)
     return latex_table("sdnet per-seed table", _per_seed_caption(runs, style),
-                       "tab:sdnet-per-seed", "l" + "r" * (columns - 1), header, body)
+                       "tab:sdnet-per-seed", "l" + "r" * (columns - 1), header, body,
+                       title=PER_SEED_TITLE)
 
 
 def per_seed_markdown(runs: pd.DataFrame) -> str:
     """per_seed.md: the same table as per_seed.tex (every cell filled: easy to parse)."""
     style = Style(latex=False)
     header = [style.header(*lines) for lines in PER_SEED_HEADER]
-    return markdown_table("Every run", _per_seed_caption(runs, style), header,
+    return markdown_table(PER_SEED_TITLE, _per_seed_caption(runs, style), header,
                           _per_seed_rows(runs, style))
 
 
