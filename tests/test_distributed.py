@@ -34,8 +34,10 @@ RUN = ["--dataset", "cifar10", "--depth", "8", "--batch-size", "32", "--lr", "0.
 # CPU batch norm in channels_last is itself ~3e-3 off a float64 reference in its gradients).
 EXACT = ["--epochs", "2", "--no-amp", "--no-augment", "--no-channels-last"]
 PLAIN_EPOCHS = 3
-FINISHED = sorted(["final_state.pt", "metrics.csv", "model.pt", "run.json", "summary.json",
-                   "train.lock"] + (["tensorboard"] if events.summary_writer_class() else []))
+# A finished run folder, as tests/test_train.py's FINISHED_FILES: one rank or several alike.
+FINISHED = sorted(["accounting.json", "final_state.pt", "gradients.csv", "metrics.csv",
+                   "model.pt", "run.json", "summary.json", "train.lock"]
+                  + (["tensorboard"] if events.summary_writer_class() else []))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -146,6 +148,13 @@ def test_a_multi_rank_folder_reads_like_a_one_rank_folder(exact_runs):
     assert set(s1) == set(s2)
     assert json.loads((two / "run.json").read_text())["world_size"] == 2
     assert list(read_metrics(two)[0]) == list(read_metrics(one)[0])
+    # The report needs no special case; runs.csv carries the world size as one more column.
+    from sdnet import report
+
+    root = exact_runs["root"]
+    report.aggregate([two], root / "runs.csv", root / "epochs.csv")
+    with open(root / "runs.csv", newline="") as handle:
+        assert [row["world_size"] for row in csv.DictReader(handle)] == ["2"]
 
 
 @pytest.mark.slow
@@ -538,7 +547,7 @@ def test_workflow_runs_a_two_gpu_job_as_one_run(tmp_path):
                             check=False)
     assert result.returncode == 0, result.stdout[-4000:]
     run = tmp_path / TWO_GPU_RUN
-    assert sorted(p.name for p in run.iterdir()) == FINISHED
+    assert sorted(p.name for p in run.iterdir()) == sorted([*FINISHED, "train.log"])  # sdnet launch
     assert json.loads((run / "summary.json").read_text())["world_size"] == 2
     log = (tmp_path / "results/demo/logs/train_run/cifar10/resnet8/stochastic/seed0.log")
     assert "2 ranks" in log.read_text()

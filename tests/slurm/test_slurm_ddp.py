@@ -36,8 +36,10 @@ TWO_GPUS = {
     "train": {"epochs": 2, "milestones": [1]},
     "train_resources": {"retries": 0, "cpus": 1},
 }
-FINISHED = {"final_state.pt", "metrics.csv", "model.pt", "run.json", "summary.json",
-            "train.lock"}
+# A finished run folder of the workflow (tests/test_train.py's files, plus sdnet launch's
+# train.log); tensorboard/ with tensorboard installed.
+FINISHED = {"accounting.json", "final_state.pt", "gradients.csv", "metrics.csv", "model.pt",
+            "run.json", "summary.json", "train.lock", "train.log"}
 
 
 def node_gpus() -> int:
@@ -120,6 +122,7 @@ def test_exactly_one_run_folder_that_reads_like_a_one_rank_run(two_gpu_run):
     assert FINISHED <= names <= FINISHED | {"tensorboard"}
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 2
+    assert json.loads((folder / "accounting.json").read_text())["attempts"][0]["devices"] == 2
     with (folder / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(spec.METRICS_COLUMNS) and len(rows) == 2
