@@ -22,10 +22,12 @@ demo: install
 
 test: install system-deps
 	$(BIN)/snakemake --lint
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/snakemake --lint
+	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests workflow/scripts benchmarks
 
 clean-demo:

@@ -3,7 +3,7 @@
 The global batch stays `--batch-size` (the trainer's semantics: N ranks split it), so this is
 strong scaling: ideal step time on N ranks is the 1-rank time / N. Per world size, the ranks run
 these variants interleaved (ABC, BCA, ...; one sample = `--steps` training steps):
-- sdnet: exactly the trainer's path, `sdnet.train.run_epoch` over the rank's `TrainShard` with
+- sdnet: exactly the trainer's path, `sdnet.train.loop.run_epoch` over the rank's `TrainShard` with
   `sdnet.distributed.replica.Replica` (the gradients of the parameters a step used, summed in
   fixed buckets after backward; dropped blocks are neither waited for nor sent);
 - ddp-unused: torch DistributedDataParallel(find_unused_parameters=True): DDP searches the
@@ -83,9 +83,10 @@ def worker(args: argparse.Namespace) -> None:
     import torch.nn.functional as F
 
     from benchmarks.bench_step import fake_split
-    from sdnet import data, train
-    from sdnet import device as devices
+    from sdnet import data
     from sdnet.distributed.replica import Replica, gate_pattern
+    from sdnet.train import device as devices
+    from sdnet.train import loop as train
 
     config = train.TrainConfig(data="unused", dataset="cifar10", depth=args.depth, out="unused",
                                survival="linear", p_last=0.5, batch_size=args.batch_size,
@@ -231,7 +232,7 @@ def _gpu_count() -> int:
 
 
 def run_world(size: int, args: argparse.Namespace, argv: list[str]) -> dict | None:
-    from sdnet.distributed.launch import free_port
+    from sdnet.jobs.ranks import free_port
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
-"""Part 6: what recording gradient strength (sdnet.gradients) costs the training step.
+"""Part 6: what recording gradient strength (sdnet.train.gradients) costs the training step.
 
-Three variants of the trainer's epoch loop (`sdnet.train.run_epoch`, bench_step's SdnetVariant:
+Three variants of the trainer's epoch loop (`sdnet.train.loop.run_epoch`, bench_step's SdnetVariant:
 on-device data, gated model, SGD, channels_last, bf16 autocast where the trainer uses it), one
 survival rule at a time, interleaved in one loop; one sample = `--steps` training steps:
 - `none`: no gradient meter;
@@ -29,7 +29,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.bench_step import SdnetVariant, fake_split, sync_for
-from sdnet.gradients import GradientMeter
+from sdnet.train.gradients import GradientMeter
 
 METERS = ("none", "first", "all")
 

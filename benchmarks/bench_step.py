@@ -1,7 +1,7 @@
 """Part 1: one training step, sdnet (baseline, stochastic) vs the conventional reference.
 
 Four variants per depth, interleaved in one loop; one sample = `--steps` training steps:
-- sdnet-base / sdnet-sd: exactly the trainer's code path, `sdnet.train.run_epoch` over a
+- sdnet-base / sdnet-sd: exactly the trainer's code path, `sdnet.train.loop.run_epoch` over a
   DeviceLoader holding `steps` batches (on-device crop+flip, gated model, SGD, the gradient
   meter, the epoch's one sync), with the trainer's own model/optimizer builders and device settings (channels_last; bf16
   autocast on CUDA and on CPUs with native bf16, as the trainer's `--amp`; `--no-amp` for
@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import common, reference
-from sdnet import data, train
-from sdnet import device as sdnet_device
-from sdnet.gradients import GradientMeter
+from sdnet import data
+from sdnet.train import device as sdnet_device
+from sdnet.train import loop as train
+from sdnet.train.gradients import GradientMeter
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -58,7 +59,7 @@ def trainer_config(depth: int, survival: str, args: argparse.Namespace) -> train
 class SdnetVariant:
     """The trainer's epoch loop over a loader of exactly `steps` batches: one call = one sample.
 
-    `gradients`: the trainer's gradient meter (sdnet.gradients) on every block ("all", as the
+    `gradients`: the trainer's gradient meter (sdnet.train.gradients) on every block ("all", as the
     trainer runs), on the first block only ("first") or none ("none")."""
 
     def __init__(self, depth: int, survival: str, images: np.ndarray, labels: np.ndarray,

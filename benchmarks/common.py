@@ -163,7 +163,7 @@ def apply_threads(args: argparse.Namespace) -> None:
 def write_result(out_dir: Path, name: str, args: argparse.Namespace,
                  results: dict[str, Any]) -> Path:
     """Write <out_dir>/<name>[-quick].json atomically: machine facts, settings, results."""
-    from sdnet.io import atomic_write_json
+    from sdnet.atomic import atomic_write_json
 
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     doc = {"bench": name, "machine": machine_info(args.device), "settings": settings,

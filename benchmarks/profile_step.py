@@ -1,7 +1,7 @@
 """Where a training step spends its time: torch.profiler over the trainer's own steps.
 
 Not a benchmark (profiling slows every op): the tool to find the cause when a target is missed.
-Profiles `--steps` steps of `sdnet.train.run_epoch` (one sample of bench_step's sdnet variant)
+Profiles `--steps` steps of `sdnet.train.loop.run_epoch` (one sample of bench_step's sdnet variant)
 after a warm-up sample, and writes the operator table sorted by self time (device time on CUDA)
 to <out>/profile-<device>-resnet<depth>-<survival>.txt.
 
@@ -19,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from benchmarks import common
 from benchmarks.bench_step import SdnetVariant, fake_split
-from sdnet.io import atomic_write_text
+from sdnet.atomic import atomic_write_text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -155,7 +155,7 @@ def render(results: Path) -> str:
 
 
 def update_readme(text: str, readme: Path = README) -> None:
-    from sdnet.io import atomic_write_text
+    from sdnet.atomic import atomic_write_text
 
     body = readme.read_text()
     head, rest = body.split(START, 1)

@@ -1,6 +1,6 @@
 """Hand-made inputs for the tests/test_report_*.py files (not a test module itself).
 
-`make_run` writes a finished run folder exactly as sdnet.train does (the contract in
+`make_run` writes a finished run folder exactly as sdnet.train.loop does (the contract in
 docs/DESIGN.md); `write_runs_csv` writes a runs.csv directly, for the statistics and table
 tests that need many variants but no folders; `compile_latex` runs pdflatex on a table in a
 plain one-column article and returns its log.
@@ -40,7 +40,7 @@ def make_run(root: Path, *, dataset: str = "cifar10", depth: int = 110, variant:
              survival: str | None = None, p_last: float | None = None,
              augment: bool | None = True, gradients: bool = True,
              milestones: tuple[int, ...] = ()) -> Path:
-    """Write one finished run folder exactly as sdnet.train does; return the folder.
+    """Write one finished run folder exactly as sdnet.train.loop does; return the folder.
 
     Gradient strength: block b's mean |grad| at epoch e is grad(b, e) below, times 1.5 for a
     stochastic variant; the last block never runs with survival `uniform`. `gradients=False`

@@ -8,12 +8,12 @@ is an `SdnetError` subclass: it is printed as one line `sdnet: error: ...` and e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from sdnet import __version__, networks, settings, spec
-from sdnet.distributed.world import error_line, follower_grace, lost_ranks_line
+from sdnet.distributed.world import guarded
 from sdnet.errors import SdnetError
 
 _positive_int = settings.int_at_least(1)
@@ -44,7 +44,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=_DefaultsFormatter,
     )
     settings.add_train_arguments(p)
-    # How many processes train the run: not settings of the run (sdnet.distributed.launch).
+    # How many processes train the run: not settings of the run (sdnet.jobs.ranks).
     p.add_argument("--nproc", type=settings.int_at_least(1), default=1, metavar="N",
                    help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
                    "started here, or through srun inside a Slurm allocation")
@@ -60,15 +60,15 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from sdnet import train
+    from sdnet.train import loop as train
 
     config = settings.from_arguments(args)
     networks.resolve_arch(config.depth, config.arch)
     spec.check_survival(config.survival, config.p_last)
-    if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.distributed.launch)
-        from sdnet.distributed import launch
+    if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.jobs.ranks)
+        from sdnet.jobs import ranks
 
-        return launch.launch(config, args.nproc, args.nodes)
+        return ranks.launch(config, args.nproc, args.nodes)
     train.train(config)
     return 0
 
@@ -283,7 +283,7 @@ def _add_status_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from sdnet import status
+    from sdnet.ops import status
 
     if args.results is not None:
         if args.configfile:
@@ -322,7 +322,7 @@ def _add_estimate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from sdnet import estimate
+    from sdnet.ops import estimate
 
     base = Path("config.yaml")
     if not base.is_file():
@@ -348,7 +348,7 @@ def _add_launch_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
-    from sdnet import launch
+    from sdnet.jobs import packs as launch
 
     members = launch.parse_members(args.runs)
     return launch.launch(members, threads=args.threads, runs_per_gpu=args.runs_per_gpu)
@@ -370,33 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def guarded(call: Callable[[], int]) -> int:
-    """Run a command: an SdnetError is one line and exit status 2 (on a rank > 0 of a
-    multi-rank run, only errors rank 0 does not print too: `sdnet.distributed.error_line`)."""
-    try:
-        return call()
-    except SdnetError as err:
-        line = error_line(err)
-        if line:
-            print(line, file=sys.stderr)
-        else:
-            follower_grace()  # rank 0 says it and exits first: its line is never cut off
-        return 2
-    except KeyboardInterrupt:
-        print("sdnet: interrupted", file=sys.stderr)
-        return 130
-    except RuntimeError as err:  # a rank of many whose peers are gone: one line, no traceback
-        line = lost_ranks_line(err)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 1
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return guarded(lambda: args.func(args))
+    try:
+        return guarded(lambda: args.func(args))
+    except BrokenPipeError:
+        # `sdnet status | head`: the reader left; Python's advice is to point stdout at devnull
+        # so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ bounds and which part of the workflow config may set it. From that one place com
 The enumerations are declared once and referenced: survival rules (`sdnet.spec`), network
 families (`sdnet.networks.families()`), `SHORTCUTS`, `ON_MISMATCH`.
 
-It sits below `sdnet.runfolder`, `sdnet.checkpoint` and `sdnet.train` (they all import it, it
+It sits below `sdnet.train.runfolder`, `sdnet.train.checkpoint` and `sdnet.train.loop` (they all import it, it
 imports none of them), so the run folder's readers (`sdnet status`, the report) and the
 Snakefile can use it without importing torch.
 """

@@ -13,10 +13,10 @@ from sdnet.data import registry
 from sdnet.networks import SpecError
 
 SURVIVAL_RULES = ("none", "linear", "uniform", "epoch-linear")
-# A run folder's metrics.csv, one row per epoch (errors in %): written by sdnet.train, read by
+# A run folder's metrics.csv, one row per epoch (errors in %): written by sdnet.train.loop, read by
 # sdnet.report, which must not import torch to learn it.
 # grad_first_conv: the mean |gradient| of the first residual block's first convolution over the
-# epoch's steps in which it ran (the paper's Fig. 7; empty if it never ran; sdnet.gradients).
+# epoch's steps in which it ran (the paper's Fig. 7; empty if it never ran; sdnet.train.gradients).
 METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
                    "epoch_seconds", "blocks_computed", "grad_first_conv")
 # A run folder's gradients.csv, one row per epoch and residual block (1-based): the same figure

@@ -19,7 +19,7 @@ try:
 except ImportError:  # a checkout used without `pip install -e .`: the package sits in src/
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
     from sdnet import grid, layout, spec
-from sdnet import sharing
+from sdnet.jobs import sharing
 from sdnet.errors import SdnetError
 from sdnet.settings import to_flags
 
@@ -241,7 +241,7 @@ def train_runtime(wildcards, attempt: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Several runs per GPU (train_resources.runs_per_gpu = k > 1; sdnet.sharing says how). k = 1
+# Several runs per GPU (train_resources.runs_per_gpu = k > 1; sdnet.jobs.sharing says how). k = 1
 # changes nothing: one train_run job per run, one GPU each.
 # ---------------------------------------------------------------------------------------------
 
@@ -332,7 +332,7 @@ def pack_inputs(pack) -> list[str]:
 
 
 GRID_RUNS = grid.runs(config)  # expanded once per parse: the targets below all read it
-# pack: k seeds of one (data set, network, variant) per training job (sdnet.sharing.packs)
+# pack: k seeds of one (data set, network, variant) per training job (sdnet.jobs.sharing.packs)
 PACKS = sharing.packs(GRID_RUNS, RUNS_PER_GPU, lambda run: run.network) if PACKED else []
 
 

@@ -1,7 +1,7 @@
 # Training: one job per run of the grid (sdnet.grid.runs: dataset x network x variant x seed,
 # sweeps expanded), one GPU each unless the cascade's `gpus` says more; its flags come from the
 # settings cascade (train_flags, common.smk), its folder and log from sdnet.layout (RUN_DIR,
-# TRAIN_LOG). With train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.sharing):
+# TRAIN_LOG). With train_resources.runs_per_gpu k > 1 several runs share a GPU (sdnet.jobs.sharing):
 # one job per run with k per GPU (gpu_sharing: shard), or one job per k runs (gpu_sharing: pack).
 #
 # A run on N GPUs (`gpus: N`, `nodes: M`) is ONE job: locally it takes N of `--resources gpu`
@@ -43,7 +43,7 @@ if not PACKED:
             runtime=train_runtime,
             mem_mb=TRAIN_RESOURCES["mem_mb"],
             cpus_per_task=TRAIN_RESOURCES["cpus"],
-            runs_per_gpu=RUNS_PER_GPU,  # the trainer's GPU slots and share (sdnet.accounting)
+            runs_per_gpu=RUNS_PER_GPU,  # the trainer's GPU slots and share (sdnet.train.accounting)
             **({"gres": train_gres} if SHARDED else {}),
         retries: train_retries()
         log:
@@ -59,7 +59,7 @@ if not PACKED:
             " {params.flags} --on-mismatch restart"
 
 
-# gpu_sharing pack: one job per pack of k runs (sdnet.sharing.packs), holding one GPU with k
+# gpu_sharing pack: one job per pack of k runs (sdnet.jobs.sharing.packs), holding one GPU with k
 # times one run's CPUs and memory; `sdnet launch` trains its runs side by side and each resumes
 # on its own when the job is retried. A rule per pack: its outputs are the k runs' files.
 for _pack in PACKS:

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.io
 
+from sdnet.atomic import atomic_open
 from sdnet.data.registry import get_dataset
 from sdnet.errors import SdnetError
-from sdnet.io import atomic_open
 
 GZIP_LEVEL = 1  # fakes are mostly noise; a higher level costs time and saves little
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no timestamp of the day

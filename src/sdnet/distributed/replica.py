@@ -1,7 +1,7 @@
 """This process's part in a run: one rank of many, or the whole run (then every call is a no-op).
 
 The trainer calls a `Replica` at the few places where a run of several ranks differs from one
-(`sdnet.train`); with one rank each call returns its input, so a 1-rank run computes exactly
+(`sdnet.train.loop`); with one rank each call returns its input, so a 1-rank run computes exactly
 what it computed before this package existed.
 
 Gradient reduction (docs/DESIGN.md "One run on several GPUs"): after `backward`, the gradients of
@@ -317,16 +317,15 @@ class Replica:
         if self.many:
             self._broadcast_tensors(list(model.buffers()))
 
-    def gather_rng(self, model: nn.Module) -> list[dict] | None:
-        """Every rank's RNG states, in rank order (for the checkpoint); None on one rank."""
+    def gather_rng(self, capture: Callable[[], dict]) -> list[dict] | None:
+        """Every rank's RNG states (`capture()` on each), in rank order, for the checkpoint;
+        None on one rank."""
         if not self.many:
             return None
         import torch.distributed as dist
 
-        from sdnet.checkpoint import capture_rng
-
         states: list[Any] = [None] * self.size
-        dist.all_gather_object(states, capture_rng(model))
+        dist.all_gather_object(states, capture())
         return states
 
     def _broadcast_tensors(self, tensors: list[torch.Tensor]) -> None:

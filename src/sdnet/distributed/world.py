@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sdnet.errors import SdnetError
@@ -205,3 +206,26 @@ def error_line(err: SdnetError, world: World | None = None) -> str | None:
     if isinstance(err, EveryRankError):
         return None
     return f"sdnet: error: rank {world.rank} of {world.size}: {err}"
+
+
+def guarded(call: Callable[[], int]) -> int:
+    """Run a command: an SdnetError is one line and exit status 2 (on a rank > 0 of a
+    multi-rank run, only errors rank 0 does not print too: `error_line`)."""
+    try:
+        return call()
+    except SdnetError as err:
+        line = error_line(err)
+        if line:
+            print(line, file=sys.stderr)
+        else:
+            follower_grace()  # rank 0 says it and exits first: its line is never cut off
+        return 2
+    except KeyboardInterrupt:
+        print("sdnet: interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as err:  # a rank of many whose peers are gone: one line, no traceback
+        line = lost_ranks_line(err)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1

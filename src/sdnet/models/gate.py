@@ -158,7 +158,7 @@ class Gate(nn.Module):
 
 @runtime_checkable
 class GatedNetwork(Protocol):
-    """What `sdnet.train` and `sdnet.checkpoint` need from a network: an `nn.Module` whose
+    """What `sdnet.train.loop` and `sdnet.train.checkpoint` need from a network: an `nn.Module` whose
     residual blocks (`blocks`, in gate order, one per p_l) are driven by `gate`.
 
     Every builder in the `sdnet.networks` registry returns one (`sdnet.models.build_model`

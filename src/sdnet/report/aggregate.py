@@ -1,7 +1,7 @@
 """Run folders -> two tidy CSV tables, and reading those tables back, checked.
 
 `aggregate(run_dirs, runs_csv, epochs_csv, gradients_csv=None)` turns every finished run folder
-(read through `sdnet.runfolder`, which describes its files) into one runs.csv row per run
+(read through `sdnet.train.runfolder`, which describes its files) into one runs.csv row per run
 (summary fields, with the run's `network` name made from its depth and family, then the
 settings flattened), one epochs.csv row per run-epoch and one gradients.csv row per
 run-epoch-block (the run folders' gradients.csv). A run is (dataset, network, variant, seed): a
@@ -27,11 +27,12 @@ from typing import Any
 
 import pandas as pd
 
-from sdnet import networks, runfolder, spec
+from sdnet import networks, spec
+from sdnet.atomic import atomic_open
 from sdnet.errors import SdnetError
-from sdnet.io import atomic_open
 from sdnet.report.names import default_augment
 from sdnet.spec import GRADIENT_COLUMNS, METRICS_COLUMNS
+from sdnet.train import runfolder
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def _malformed(folder: Path, what: str) -> SdnetError:
 
 
 def _read_run_files(folder: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """summary.json and metrics.csv, through sdnet.runfolder (which knows the files)."""
+    """summary.json and metrics.csv, through sdnet.train.runfolder (which knows the files)."""
     try:
         summary = runfolder.read_summary(folder)
         if summary is None:
@@ -230,7 +231,7 @@ def aggregate(run_dirs: Iterable[str | Path], runs_csv: str | Path, epochs_csv: 
     """Collect run folders into runs.csv (one row per run), epochs.csv (one per run-epoch) and,
     when `gradients_csv` is given, gradients.csv (one per run-epoch-block).
 
-    Fails before writing anything if any folder breaks the sdnet.train contract, so a table
+    Fails before writing anything if any folder breaks the sdnet.train.loop contract, so a table
     is never built from a half-written run.
     """
     given = [Path(p) for p in run_dirs]

@@ -3,7 +3,7 @@
 One line per (report row, variant): the runs, the device they trained on, the mean device-hours
 per run, the total, and the ratio of the mean to the row's constant-depth variant (the paper's
 claim is that stochastic depth costs about 0.75 of it). Device-hours come from the runs'
-accounting (`sdnet.accounting`: wall time of training and evaluation over every attempt, a
+accounting (`sdnet.train.accounting`: wall time of training and evaluation over every attempt, a
 shared GPU counted by its part); a run from before that record counts its training seconds.
 """
 

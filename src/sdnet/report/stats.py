@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from sdnet import networks
+from sdnet.atomic import atomic_open
 from sdnet.errors import SdnetError
-from sdnet.io import atomic_open
 from sdnet.report import names
 from sdnet.report.aggregate import read_runs
 

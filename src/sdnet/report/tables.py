@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sdnet.io import atomic_write_text
+from sdnet.atomic import atomic_write_text
 from sdnet.report import cost, names, paper, stats
 from sdnet.report.aggregate import read_runs
 from sdnet.report.styles import (

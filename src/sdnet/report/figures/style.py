@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sdnet.io import atomic_open
+from sdnet.atomic import atomic_open
 from sdnet.report.aggregate import RUN_KEYS
 
 if TYPE_CHECKING:

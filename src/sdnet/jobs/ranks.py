@@ -1,0 +1,279 @@
+"""`sdnet train --nproc N [--nodes M]`: start the N ranks of one run and watch them (torch-free).
+
+Where the ranks start:
+- inside a Slurm allocation, outside any job step (a batch script, `salloc`, or the Snakemake
+  Slurm executor's job for a multi-GPU rule): through `srun --ntasks N --nodes M
+  --kill-on-bad-exit=1`, so the tasks Slurm placed on the job's nodes are the ranks of this one
+  run, and Slurm ends the step when one of them fails;
+- anywhere else: as N processes on this machine (M must be 1). On a machine with several GPUs
+  and no CUDA_VISIBLE_DEVICES they get N GPUs that no other `sdnet train` holds, all at once or
+  none (`sdnet.jobs.gpus.acquire_gpus`), and each rank uses the GPU of its local rank.
+
+The local launcher polls its ranks; when one exits with an error or is killed, it stops the
+others (SIGTERM, then SIGKILL after `GRACE_SECONDS`) and exits non-zero, so no rank is left waiting
+in a collective. A rank also dies with its launcher (PR_SET_PDEATHSIG), so killing the launcher
+(Snakemake cancelling the job) cannot leave ranks training alone. Each rank gets torchrun's
+variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, ...) and the run's settings as JSON in
+SDNET_TRAIN_CONFIG; its entry point is `python -m sdnet.train.worker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sdnet import console
+from sdnet.distributed import world as worlds
+from sdnet.errors import SdnetError
+from sdnet.jobs import gpus
+from sdnet.settings import TrainConfig, check_config
+
+CONFIG_ENV = "SDNET_TRAIN_CONFIG"
+PARENT_ENV = "SDNET_LAUNCHER_PID"
+POLL_SECONDS = 0.2
+GRACE_SECONDS = 10.0
+
+
+def config_to_env(config: TrainConfig) -> str:
+    """The settings as JSON (paths as text) for the ranks' environment."""
+    return json.dumps({key: str(value) if isinstance(value, Path) else value
+                       for key, value in dataclasses.asdict(config).items()})
+
+
+def config_from_env(env: Mapping[str, str] | None = None) -> TrainConfig:
+    env = os.environ if env is None else env
+    text = env.get(CONFIG_ENV)
+    if not text:
+        raise SdnetError(f"{CONFIG_ENV} is not set: start ranks with `sdnet train --nproc N`")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {key: value for key, value in json.loads(text).items() if key in fields}
+    return TrainConfig(**values)
+
+
+def in_slurm_allocation(env: Mapping[str, str] | None = None) -> bool:
+    """Inside a Slurm job but outside any step: where `srun` places the ranks on the job's nodes.
+    (The Snakemake Slurm executor strips every SLURM_* but the job id before it runs a job.)"""
+    env = os.environ if env is None else env
+    return bool(env.get("SLURM_JOB_ID")) and not env.get("SLURM_STEP_ID")
+
+
+def _check(config: TrainConfig, nproc: int, nodes: int) -> TrainConfig:
+    """Everything that can be refused before a rank starts, one line each."""
+    if nproc < 1 or nodes < 1:
+        raise SdnetError(f"--nproc and --nodes must be positive, got {nproc} and {nodes}")
+    if worlds.detect().many:
+        raise SdnetError("this process is already one rank of many (torchrun or srun set "
+                         "RANK/WORLD_SIZE or SLURM_STEP_NUM_TASKS): leave out --nproc/--nodes")
+    if nproc % nodes:
+        raise SdnetError(f"--nproc {nproc} ranks do not split evenly over --nodes {nodes}")
+    config = check_config(config)
+    worlds.check_batch(config.batch_size, nproc)
+    meta_path = config.data / "meta.json"
+    if not meta_path.is_file():
+        from sdnet.data import load_prepared
+
+        load_prepared(config.data)  # the data package's one line
+    try:
+        meta = json.loads(meta_path.read_text())
+        images = int(meta["counts"]["train"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return config  # the ranks' own reading of the data says what is wrong
+    if config.limit_train is not None:
+        images = min(images, config.limit_train)
+    worlds.check_last_batch(images, config.batch_size, nproc)
+    return config
+
+
+def launch(config: TrainConfig, nproc: int, nodes: int = 1) -> int:
+    """Train `config` on `nproc` ranks over `nodes` nodes; the exit status of the run."""
+    config = _check(config, nproc, nodes)
+    if in_slurm_allocation():
+        return _srun(config, nproc, nodes)
+    if nodes > 1:
+        raise SdnetError(f"--nodes {nodes} needs a Slurm allocation (sbatch or salloc): the "
+                         "ranks of other nodes start through srun; on one machine leave it out")
+    env = dict(os.environ)
+    held = _local_gpus(config, nproc, env)
+    try:
+        return _run_local(config, nproc, env)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+# ----------------------------------------------------------------------------- Slurm
+
+
+def srun_command(nproc: int, nodes: int, cpus_per_task: int) -> list[str]:
+    """The job step whose tasks are the ranks (the step inherits the job's GPUs)."""
+    return ["srun", f"--ntasks={nproc}", f"--nodes={nodes}", f"--ntasks-per-node={nproc // nodes}",
+            f"--cpus-per-task={cpus_per_task}", "--mem=0", "--kill-on-bad-exit=1",
+            "--export=ALL", sys.executable, "-m", "sdnet.train.worker"]
+
+
+def _srun(config: TrainConfig, nproc: int, nodes: int) -> int:
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    cpus = int(threads) if threads.isdigit() and int(threads) > 0 else 1
+    command = srun_command(nproc, nodes, cpus)
+    env = dict(os.environ, **{CONFIG_ENV: config_to_env(config)})
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", PARENT_ENV):
+        env.pop(name, None)
+    console.log(f"sdnet: starting {nproc} ranks on {nodes} node(s): {' '.join(command[:7])} ...")
+    proc = subprocess.Popen(command, env=env)
+    with _forwarding([proc]):
+        rc = proc.wait()
+    if rc != 0 and rc != 2:
+        console.log(f"sdnet: error: the job step of {nproc} ranks failed (srun exit status {rc})")
+    return 2 if rc == 2 else (1 if rc else 0)
+
+
+# ----------------------------------------------------------------------------- one machine
+
+
+def _local_gpus(config: TrainConfig, nproc: int, env: dict[str, str]) -> list[gpus.GpuLock]:
+    """CUDA_VISIBLE_DEVICES for the ranks: N GPUs locked all-or-none on a multi-GPU machine."""
+    device = config.device
+    if device == "cpu":
+        return []
+    if device not in ("auto", "cuda"):
+        raise SdnetError(f"--device {device} names one device; with --nproc use auto, cuda or "
+                         "cpu (each rank takes the GPU of its local rank)")
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    count = _cuda_device_count()
+    if count == 0:
+        if device == "cuda":
+            raise SdnetError("--device cuda asked for, but CUDA is not available here")
+        return []  # auto without CUDA: CPU ranks (gloo)
+    if count < nproc:
+        raise SdnetError(f"--nproc {nproc} needs {nproc} GPUs, but "
+                         f"{'CUDA_VISIBLE_DEVICES shows' if visible else 'this machine has'} "
+                         f"{count}")
+    if visible is not None:
+        return []  # the caller chose the GPUs
+    held = gpus.acquire_gpus(nproc, count)
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(lock.index) for lock in held)
+    console.log(f"sdnet: using GPUs {env['CUDA_VISIBLE_DEVICES']} (locks in {gpus.lock_dir()})")
+    return held
+
+
+def _cuda_device_count() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rank_env(base: Mapping[str, str], rank: int, nproc: int, port: int,
+             config_json: str) -> dict[str, str]:
+    """torchrun's variables for one local rank, plus the settings and the launcher's PID."""
+    env = dict(base)
+    env.update(RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_RANK=str(rank),
+               LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    env[CONFIG_ENV] = config_json
+    env[PARENT_ENV] = str(os.getpid())
+    return env
+
+
+def _run_local(config: TrainConfig, nproc: int, env: dict[str, str]) -> int:
+    port, config_json = free_port(), config_to_env(config)
+    command = [sys.executable, "-m", "sdnet.train.worker"]
+    procs: list[subprocess.Popen] = []
+    try:
+        for rank in range(nproc):
+            procs.append(subprocess.Popen(command, env=rank_env(env, rank, nproc, port,
+                                                                 config_json)))
+        with _forwarding(procs):
+            return _watch(procs)
+    finally:
+        _stop(procs)
+
+
+def _watch(procs: list[subprocess.Popen]) -> int:
+    """Wait for every rank; at the first failure stop the others and say which rank failed."""
+    while True:
+        codes = [proc.poll() for proc in procs]
+        failed = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0)]
+        if failed:
+            rank, code = failed[0]
+            others = [proc for proc in procs if proc.poll() is None]
+            _stop(others)
+            if code != 2:  # 2: the rank printed its own `sdnet: error:` line
+                what = (f"was killed by {signal.Signals(-code).name}" if code < 0
+                        else f"exited with status {code}")
+                console.log(f"sdnet: error: rank {rank} (PID {procs[rank].pid}) {what}; "
+                            f"stopped the other {len(procs) - 1} rank(s)")
+            return 2 if code == 2 else 1
+        if all(code == 0 for code in codes):
+            return 0
+        time.sleep(POLL_SECONDS)
+
+
+def _stop(procs: list[subprocess.Popen], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM, then SIGKILL whatever still lives after `grace` seconds."""
+    live = [proc for proc in procs if proc.poll() is None]
+    for proc in live:
+        proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in live:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def _forwarding(procs: list[subprocess.Popen]) -> Iterator[None]:
+    """While the ranks run, SIGTERM/SIGINT/SIGHUP to the launcher go to them too (a Slurm
+    scancel, Snakemake's Ctrl-C); they stop, and `_watch` returns their failure."""
+
+    def forward(signum: int, frame: Any) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    saved: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        try:
+            saved[sig] = signal.signal(sig, forward)
+        except ValueError:  # not the main thread: leave the handlers alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def die_with_parent(env: Mapping[str, str] | None = None) -> None:
+    """In a rank the local launcher started: get SIGKILL when the launcher dies (Linux)."""
+    env = os.environ if env is None else env
+    parent = env.get(PARENT_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:  # the launcher died before prctl took effect
+        os._exit(1)
