@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from sdnet import __version__, networks, settings, spec
+from sdnet import __version__, settings, spec
 from sdnet.distributed.world import guarded
 from sdnet.errors import SdnetError
 
@@ -62,9 +62,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from sdnet.train import loop as train
 
-    config = settings.from_arguments(args)
-    networks.resolve_arch(config.depth, config.arch)
-    spec.check_survival(config.survival, config.p_last)
+    config = settings.check_config(settings.from_arguments(args))  # one line for a bad value
     if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.jobs.ranks)
         from sdnet.jobs import ranks
 
