@@ -15,6 +15,7 @@ from pathlib import Path
 from sdnet import __version__, settings, spec
 from sdnet.distributed.world import guarded
 from sdnet.errors import SdnetError
+from sdnet.jobs import ranks
 
 _positive_int = settings.int_at_least(1)
 _non_negative_int = settings.int_at_least(0)
@@ -44,12 +45,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=_DefaultsFormatter,
     )
     settings.add_train_arguments(p)
-    # How many processes train the run: not settings of the run (sdnet.jobs.ranks).
-    p.add_argument("--nproc", type=settings.int_at_least(1), default=1, metavar="N",
-                   help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
-                   "started here, or through srun inside a Slurm allocation")
-    p.add_argument("--nodes", type=settings.int_at_least(1), default=1, metavar="M",
-                   help="nodes the --nproc ranks span (inside a Slurm allocation only)")
+    ranks.add_rank_arguments(p)  # how many processes train the run: not settings of the run
     p.set_defaults(func=_cmd_train)
 
     def one_line_error(message: str) -> None:
@@ -64,8 +60,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = settings.check_config(settings.from_arguments(args))  # one line for a bad value
     if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.jobs.ranks)
-        from sdnet.jobs import ranks
-
         return ranks.launch(config, args.nproc, args.nodes)
     train.train(config)
     return 0

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from sdnet.errors import SdnetError
+from sdnet.jobs import ranks
 from sdnet.jobs.gpus import RUNS_PER_GPU_ENV
 from sdnet.jobs.supervisor import Child, Supervisor
 
@@ -114,6 +115,8 @@ def launch(members: Sequence[Member], *, threads: int | None = None,
         env.update({name: str(threads) for name in THREAD_VARIABLES})
     if runs_per_gpu:
         env[RUNS_PER_GPU_ENV] = str(runs_per_gpu)
+    if len(members) == 1 and _on_ranks(members[0]):  # started here: one process less
+        return _launch_ranks(members[0], env)
     logs = [_open_logs(member, len(members)) for member in members]
     children = [Child(str(member.out), [python, "-m", "sdnet", "train", *member.args], env,
                       files) for member, files in zip(members, logs)]
@@ -127,4 +130,33 @@ def launch(members: Sequence[Member], *, threads: int | None = None,
         if child.code:
             print(f"sdnet launch: {member.out} stopped with exit status {child.code}; see "
                   f"{member.log}", file=sys.stderr, flush=True)
+    return status
+
+
+def _on_ranks(member: Member) -> bool:
+    """Whether the member's `sdnet train` arguments ask for ranks (`--nproc`, `--nodes`)."""
+    return any(arg.startswith(("--nproc", "--nodes")) for arg in member.args)
+
+
+def _launch_ranks(member: Member, env: dict[str, str]) -> int:
+    """The ranks of one run, started by this process (not by a `sdnet train --nproc` child:
+    a Slurm job is Snakemake -> sdnet launch -> srun -> ranks), their output in the logs."""
+    logs = _open_logs(member, 1)
+    saved = dict(os.environ)
+    os.environ.update(env)  # the threads and GPU share the ranks inherit
+    try:
+        config, nproc, nodes = ranks.parse_train_arguments(member.args)
+        status = ranks.launch(config, nproc, nodes, logs)
+    except SdnetError as err:  # as `sdnet train` would say it, in the run's logs too
+        for handle in logs:
+            handle.write(f"sdnet: error: {err}\n".encode())
+        status = 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for handle in logs:
+            handle.close()
+    if status:
+        print(f"sdnet launch: {member.out} stopped with exit status {status}; see "
+              f"{member.log}", file=sys.stderr, flush=True)
     return status

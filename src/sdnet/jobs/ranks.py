@@ -19,24 +19,56 @@ SDNET_TRAIN_CONFIG; its entry point is `python -m sdnet.train.worker`.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from sdnet import console
 from sdnet.distributed import world as worlds
 from sdnet.errors import SdnetError
 from sdnet.jobs import gpus
 from sdnet.jobs.supervisor import STATED, Child, Supervisor
-from sdnet.settings import TrainConfig, check_config
+from sdnet.settings import (
+    TrainConfig,
+    add_train_arguments,
+    check_config,
+    from_arguments,
+    int_at_least,
+)
 
 CONFIG_ENV = "SDNET_TRAIN_CONFIG"
 PARENT_ENV = "SDNET_LAUNCHER_PID"
+
+
+def add_rank_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--nproc` and `--nodes` of `sdnet train` (and of a run `sdnet launch` starts)."""
+    parser.add_argument("--nproc", type=int_at_least(1), default=1, metavar="N",
+                        help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
+                        "started here, or through srun inside a Slurm allocation")
+    parser.add_argument("--nodes", type=int_at_least(1), default=1, metavar="M",
+                        help="nodes the --nproc ranks span (inside a Slurm allocation only)")
+
+
+def parse_train_arguments(args: Sequence[str]) -> tuple[TrainConfig, int, int]:
+    """`sdnet train` arguments -> (settings, ranks, nodes), for a launcher that starts the
+    ranks itself instead of a `sdnet train` process that would only start them."""
+    parser = argparse.ArgumentParser(prog="sdnet train", add_help=False)
+    add_train_arguments(parser)
+    add_rank_arguments(parser)
+
+    def one_line_error(message: str) -> None:
+        raise SdnetError(f"sdnet train: {message}")
+
+    parser.error = one_line_error  # type: ignore[method-assign]
+    parsed = parser.parse_args(list(args))
+    return from_arguments(parsed), parsed.nproc, parsed.nodes
 
 
 def config_to_env(config: TrainConfig) -> str:
@@ -89,18 +121,20 @@ def _check(config: TrainConfig, nproc: int, nodes: int) -> TrainConfig:
     return config
 
 
-def launch(config: TrainConfig, nproc: int, nodes: int = 1) -> int:
-    """Train `config` on `nproc` ranks over `nodes` nodes; the exit status of the run."""
+def launch(config: TrainConfig, nproc: int, nodes: int = 1, logs: Sequence[IO[bytes]] = ()
+           ) -> int:
+    """Train `config` on `nproc` ranks over `nodes` nodes; the exit status of the run. `logs`:
+    files the ranks' output is copied to (`sdnet launch`'s), else the terminal."""
     config = _check(config, nproc, nodes)
     if in_slurm_allocation():
-        return _srun(config, nproc, nodes)
+        return _srun(config, nproc, nodes, logs)
     if nodes > 1:
         raise SdnetError(f"--nodes {nodes} needs a Slurm allocation (sbatch or salloc): the "
                          "ranks of other nodes start through srun; on one machine leave it out")
     env = dict(os.environ)
     held = _local_gpus(config, nproc, env)
     try:
-        return _run_local(config, nproc, env)
+        return _run_local(config, nproc, env, logs)
     finally:
         for lock in held:
             lock.release()
@@ -116,7 +150,7 @@ def srun_command(nproc: int, nodes: int, cpus_per_task: int) -> list[str]:
             "--export=ALL", sys.executable, "-m", "sdnet.train.worker"]
 
 
-def _srun(config: TrainConfig, nproc: int, nodes: int) -> int:
+def _srun(config: TrainConfig, nproc: int, nodes: int, logs: Sequence[IO[bytes]]) -> int:
     threads = os.environ.get("OMP_NUM_THREADS", "")
     cpus = int(threads) if threads.isdigit() and int(threads) > 0 else 1
     command = srun_command(nproc, nodes, cpus)
@@ -124,7 +158,7 @@ def _srun(config: TrainConfig, nproc: int, nodes: int) -> int:
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", PARENT_ENV):
         env.pop(name, None)
     console.log(f"sdnet: starting {nproc} ranks on {nodes} node(s): {' '.join(command[:7])} ...")
-    step = Child("job step", command, env)
+    step = Child("job step", command, env, logs)
     rc = Supervisor([step], stop_all_on_failure=True).run()
     if rc not in (0, STATED):
         console.log(f"sdnet: error: the job step of {nproc} ranks failed (srun exit status {rc})")
@@ -185,11 +219,12 @@ def rank_env(base: Mapping[str, str], rank: int, nproc: int, port: int,
     return env
 
 
-def _run_local(config: TrainConfig, nproc: int, env: dict[str, str]) -> int:
+def _run_local(config: TrainConfig, nproc: int, env: dict[str, str],
+               logs: Sequence[IO[bytes]]) -> int:
     port, config_json = free_port(), config_to_env(config)
     command = [sys.executable, "-m", "sdnet.train.worker"]
-    children = [Child(f"rank {rank}", command, rank_env(env, rank, nproc, port, config_json))
-                for rank in range(nproc)]
+    children = [Child(f"rank {rank}", command, rank_env(env, rank, nproc, port, config_json),
+                      logs) for rank in range(nproc)]
     supervisor = Supervisor(children, stop_all_on_failure=True)  # one run: all or none
     status = supervisor.run()
     first = supervisor.first_failed
