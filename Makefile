@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps demo test lint clean-demo gpu-pylibs
+.PHONY: install system-deps demo test lint docs clean-demo gpu-pylibs
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ system-deps:
 demo: install
 	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml
 
-test: install system-deps
+test: install system-deps docs
 	$(BIN)/snakemake --lint
 	$(BIN)/lint-imports
 	$(BIN)/pytest
@@ -29,6 +29,11 @@ lint: install
 	$(BIN)/snakemake --lint
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests workflow/scripts benchmarks
+
+# The manual (mkdocs.yml, docs/): reference pages generated from the code by docs/_hooks/,
+# warnings are errors, nothing fetched from the network; the site lands in site/.
+docs: install
+	$(BIN)/mkdocs build --strict
 
 clean-demo:
 	rm -rf results/demo resources/demo
