@@ -33,7 +33,7 @@ lint: install
 # The manual (mkdocs.yml, docs/): reference pages generated from the code by docs/_hooks/,
 # warnings are errors, nothing fetched from the network; the site lands in site/.
 docs: install
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean-demo:
 	rm -rf results/demo resources/demo
