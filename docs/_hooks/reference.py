@@ -289,12 +289,13 @@ def paper_results() -> str:
     for entry in paper.PAPER_RESULTS:
         rule = "constant depth" if entry.survival == "none" else \
             f"stochastic depth, linear decay to p_L = {entry.p_last:g}"
-        title = spec_title(entry.dataset)
-        rows.append((title, f"ResNet-{entry.depth} (`{entry.arch}`)",
-                     rule, "yes" if entry.augment else "no", f"{entry.test_error:.2f}",
+        epochs = getattr(entry, "epochs", None)  # read at that epoch; None: the schedule's end
+        rows.append((spec_title(entry.dataset), f"ResNet-{entry.depth} (`{entry.arch}`)",
+                     rule, "yes" if entry.augment else "no", epochs or "",
+                     f"{entry.test_error:.2f}",
                      entry.source + (f" ({entry.note})" if entry.note else "")))
-    return table(["data set", "network", "training", "augmentation", "test error %",
-                  "where in the paper"], rows)
+    return table(["data set", "network (family)", "training", "augmentation", "at epoch",
+                  "test error %", "where in the paper"], rows)
 
 
 def spec_title(dataset: str) -> str:
