@@ -117,3 +117,16 @@ def test_an_unknown_marker_fails_the_build() -> None:
     assert "| data set |" in hook.on_page_markdown("<!-- sdnet:paper-results -->", Page, None, None)
     with pytest.raises(KeyError, match="sdnet:no-such-table"):
         hook.on_page_markdown("<!-- sdnet:no-such-table -->", Page, None, None)
+
+
+def test_the_readme_is_short_and_its_commands_and_links_exist() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    targets = set(re.findall(r"^([a-z][\w-]*):", (REPO / "Makefile").read_text(), re.MULTILINE))
+    for command in re.findall(r"^make (\w+)", readme, flags=re.MULTILINE):
+        assert command in targets, command
+    assert {"demo", "test"} <= set(re.findall(r"^make (\w+)", readme, flags=re.MULTILINE))
+    links = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme)
+    assert "docs/images/demo-test-error.png" in links
+    for link in links:
+        assert (REPO / link).exists(), link
