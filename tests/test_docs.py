@@ -130,3 +130,14 @@ def test_the_readme_is_short_and_its_commands_and_links_exist() -> None:
     assert "docs/images/demo-test-error.png" in links
     for link in links:
         assert (REPO / link).exists(), link
+
+
+def test_the_design_page_draws_the_import_linter_layers_in_order() -> None:
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c["layers"] for c in contracts["contracts"] if c["type"] == "layers")
+    page = (REPO / "docs" / "design.md").read_text(encoding="utf-8")
+    block = page.split("The layers, top to bottom", 1)[1].split("```", 2)[1]
+    drawn = [re.split(r"\s{2,}", line.strip())[0] for line in block.splitlines() if line.strip()]
+    assert drawn == layers
