@@ -121,3 +121,17 @@ def test_cuda_tests_live_only_in_their_folder():
                  if "cuda" not in p.parts and "mark.cuda" in p.read_text()
                  and p.name != Path(__file__).name]
     assert elsewhere == []
+
+
+def test_the_commit_is_passed_in_or_unknown_never_an_error(monkeypatch):
+    """A lent machine has no git and no .git: the figures must still be written."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import common
+    finally:
+        sys.path.remove(str(ROOT))
+    monkeypatch.setenv("SDNET_GIT_COMMIT", "abc1234")
+    assert common.git_commit() == "abc1234"
+    monkeypatch.delenv("SDNET_GIT_COMMIT")
+    monkeypatch.setenv("PATH", str(ROOT / "no-such-folder"))  # no git to be found
+    assert common.git_commit() == "unknown"
