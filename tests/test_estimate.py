@@ -17,7 +17,7 @@ import yaml
 from sdnet import accounting, cli, estimate, grid
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ["dataset", "depth", "variant", "runs", "epochs", "seconds_per_epoch", "source",
+KEYS = ["dataset", "network", "depth", "variant", "runs", "epochs", "seconds_per_epoch", "source",
         "device_hours"]
 
 
@@ -82,10 +82,13 @@ def test_json_lines_then_total_and_a_cached_second_call(tmp_path, prepared_cifar
     train_n, eval_n = call["train_images"], call["eval_images"]
     per_epoch = train_n / 32 * 0.1 + eval_n * 0.001 + 0.05 + 0.4 / 4
     assert lines[0]["seconds_per_epoch"] == pytest.approx(per_epoch)
-    assert lines[0]["device_hours"] == pytest.approx(4 * per_epoch / 3600)
+    # each trainer counts its part of the CPU: 1 thread of the machine's CPUs
+    share = accounting.device_share("cpu", threads=1)
+    assert total["share"] == pytest.approx(share) and call["copies"] == total["concurrency"]
+    assert lines[0]["device_hours"] == pytest.approx(4 * per_epoch * share / 3600)
     assert total["total"] is True
     assert total["device_hours"] == pytest.approx(sum(o["device_hours"] for o in lines))
-    assert total["gpus"] == 2 and total["wall_hours"] == pytest.approx(lines[0]["device_hours"])
+    assert total["gpus"] == 2 and total["wall_hours"] == pytest.approx(4 * per_epoch / 3600)
 
     def refuse(*args, **kwargs):
         raise AssertionError("calibrated again although the cache has it")

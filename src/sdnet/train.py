@@ -495,7 +495,7 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     # rank 0 keeps the ledger for every rank (its devices counted by the world size).
     ledger = accounting.Ledger(config.out, fp, device.type, device_name(device),
                                start_epoch=state.epochs_done, devices=replica.size,
-                               writes=replica.is_main)
+                               threads=torch.get_num_threads(), writes=replica.is_main)
 
     def heartbeat() -> None:
         lock.touch()
