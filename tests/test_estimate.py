@@ -191,7 +191,7 @@ def test_estimate_is_within_25_percent_of_the_measured_device_time(tmp_path, pre
 def _estimate_then_train(root: Path, prepared: Path) -> tuple[float, float, estimate.Estimate]:
     root.mkdir(parents=True)
     configs = small_grid(root, prepared)
-    result = estimate.estimate(configs)
+    result = estimate.estimate(configs, cores=1)  # trained one run after the other below
     assert result.calibrated == 2
     cfg = grid.load_config(configs)
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -204,7 +204,7 @@ def _estimate_then_train(root: Path, prepared: Path) -> tuple[float, float, esti
     spent = [accounting.spent(accounting.read_accounting(Path(cfg["results_dir"]) / r.folder))
              for r in grid.runs(cfg)]
     measured = sum(s.device_hours for s in spent)
-    return result.device_hours, measured, estimate.estimate(configs)
+    return result.device_hours, measured, estimate.estimate(configs, cores=1)
 
 
 def _flag(name: str, value) -> list[str]:
