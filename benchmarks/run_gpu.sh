@@ -8,7 +8,7 @@
 #   cache             25 s  CIFAR-10-sized random data (45k/5k/10k), written OUTSIDE $OUT
 #   cuda_tests        50 s  pytest -m cuda tests/cuda (no pandas/scipy needed)
 #   bench_memory     110 s  real `sdnet train`: ResNet-110 constant + stochastic, 2 epochs of 45k
-#   bench_step        45 s  the training step: sdnet baseline/stochastic vs the conventional recipe
+#   bench_step        60 s  the training step: sdnet baseline/stochastic vs the conventional recipe
 #   bench_concurrent 140 s  k = 1, 2, 4 ResNet-110 trainers side by side on the one GPU
 #   resnet50_steps    40 s  bottleneck ResNet-50, 300 steps through the real trainer
 #   bench_data        45 s  on-device augmentation vs DataLoader
@@ -157,7 +157,7 @@ resnet50_steps() {  # the bottleneck ResNet-50 through the real trainer for $STE
 # Most telling first: if the budget runs short, the last parts are the ones cut.
 cuda_tests
 part bench_memory 110 --cache "$CACHE" "${MEMORY[@]}"
-part bench_step 45 "${STEP[@]}"
+part bench_step 60 "${STEP[@]}"
 part bench_concurrent 140 --cache "$CACHE" "${CONCURRENT[@]}"
 resnet50_steps
 part bench_data 45 "${DATA[@]}"
