@@ -59,7 +59,7 @@ def test_rehearsal_leaves_what_the_machine_sends_back(tmp_path):
                SDNET_GIT_COMMIT="rehearsal", OMP_NUM_THREADS="1")
     env.pop("PYTHONPATH", None)  # the script puts the checkout's src/ first itself
     proc = subprocess.run(["bash", str(SCRIPT), "--rehearse"], check=False, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=1200)
     summary = (out / "summary.txt").read_text()
     assert proc.returncode == 0, summary[-4000:] + proc.stderr[-2000:]
     files = _check_out_folder(out)
