@@ -69,3 +69,14 @@ def test_one_host_sync_per_epoch_on_cuda(prepared_cifar10, tmp_path):
     few = _sync_warnings_in_one_epoch(prepared_cifar10, tmp_path / "a", images=64)
     many = _sync_warnings_in_one_epoch(prepared_cifar10, tmp_path / "b", images=256)
     assert len(few) == len(many) == 1, f"syncs: {few} / {many}"
+
+
+def test_the_data_plan_names_the_gpu():
+    """What a checkpoint records of the generator that drew the data (sdnet.checkpoint)."""
+    from sdnet import checkpoint
+
+    plan = checkpoint.data_plan_device(torch.device("cuda"))
+    assert plan["kind"] == "cuda"
+    assert plan["gpu"].startswith(torch.cuda.get_device_name(0))
+    assert plan["gpu"].endswith(f"{torch.cuda.get_device_properties(0).multi_processor_count} "
+                                "multiprocessors")
