@@ -307,6 +307,9 @@ def _add_estimate_parser(sub: argparse._SubParsersAction) -> None:
                    "config's train.device)")
     p.add_argument("--gpus", type=_positive_int, default=None,
                    help="also the wall time on N devices")
+    p.add_argument("--cores", type=_positive_int, default=None,
+                   help="CPU: the --cores the grid will run with (trainers side by side: "
+                   "cores / train_resources.cpus; default: this machine's CPUs)")
     p.add_argument("--json", action="store_true",
                    help="a JSON list: one object per data set, network and variant, then the "
                    "total")
@@ -319,7 +322,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     base = Path("config.yaml")
     if not base.is_file():
         raise SdnetError("no config.yaml here: run `sdnet estimate` in the repository root")
-    result = estimate.estimate([base, *args.configfile], device=args.device)
+    result = estimate.estimate([base, *args.configfile], device=args.device, cores=args.cores)
     print(estimate.as_json(result, args.gpus) if args.json else estimate.render(result, args.gpus))
     return 0
 

@@ -71,7 +71,8 @@ def test_two_runs_side_by_side_each_with_its_log(pair: Path) -> None:
         assert "sdnet: done: test error" in log
         assert (out / launch.HISTORY).read_text() == log
         record = accounting.read_accounting(out)
-        assert record["share"] == 1.0  # a CPU is not shared out by runs_per_gpu
+        # a CPU is not shared out by runs_per_gpu: each trainer counts its threads' part
+        assert record["share"] == accounting.device_share("cpu", threads=1)
     (a0, a1), (b0, b1) = interval(tmp_path / "run0"), interval(tmp_path / "run1")
     # The records hold whole seconds: on a loaded machine one trainer can reach its epoch loop
     # in the second the other leaves it. Run one after the other, the second would start a

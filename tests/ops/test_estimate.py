@@ -19,7 +19,7 @@ from sdnet.ops import estimate
 from sdnet.train import accounting
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = ["dataset", "depth", "variant", "runs", "epochs", "seconds_per_epoch", "source",
+KEYS = ["dataset", "network", "depth", "variant", "runs", "epochs", "seconds_per_epoch", "source",
         "device_hours"]
 
 
@@ -84,10 +84,13 @@ def test_json_lines_then_total_and_a_cached_second_call(tmp_path, prepared_cifar
     train_n, eval_n = call["train_images"], call["eval_images"]
     per_epoch = train_n / 32 * 0.1 + eval_n * 0.001 + 0.05 + 0.4 / 4
     assert lines[0]["seconds_per_epoch"] == pytest.approx(per_epoch)
-    assert lines[0]["device_hours"] == pytest.approx(4 * per_epoch / 3600)
+    # each trainer counts its part of the CPU: 1 thread of the machine's CPUs
+    share = accounting.device_share("cpu", threads=1)
+    assert total["share"] == pytest.approx(share) and call["copies"] == total["concurrency"]
+    assert lines[0]["device_hours"] == pytest.approx(4 * per_epoch * share / 3600)
     assert total["total"] is True
     assert total["device_hours"] == pytest.approx(sum(o["device_hours"] for o in lines))
-    assert total["gpus"] == 2 and total["wall_hours"] == pytest.approx(lines[0]["device_hours"])
+    assert total["gpus"] == 2 and total["wall_hours"] == pytest.approx(4 * per_epoch / 3600)
 
     def refuse(*args, **kwargs):
         raise AssertionError("calibrated again although the cache has it")
@@ -182,7 +185,7 @@ def test_an_estimate_is_replaced_by_the_measured_device_time(tmp_path, prepared_
 def _estimate_then_train(root: Path, prepared: Path) -> tuple[float, float, estimate.Estimate]:
     root.mkdir(parents=True)
     configs = small_grid(root, prepared)
-    result = estimate.estimate(configs)
+    result = estimate.estimate(configs, cores=1)  # trained one run after the other below
     assert result.calibrated == 2
     cfg = grid.load_config(configs)
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -195,7 +198,7 @@ def _estimate_then_train(root: Path, prepared: Path) -> tuple[float, float, esti
     spent = [accounting.spent(accounting.read_accounting(Path(cfg["results_dir"]) / r.folder))
              for r in grid.runs(cfg)]
     measured = sum(s.device_hours for s in spent)
-    return result.device_hours, measured, estimate.estimate(configs)
+    return result.device_hours, measured, estimate.estimate(configs, cores=1)
 
 
 def _flag(name: str, value) -> list[str]:

@@ -180,7 +180,7 @@ class RunFolder:
             yield
 
     def begin(self, state: RunState, device_kind: str, device_label: str,
-              events: Callable[[], Any]) -> None:
+              events: Callable[[], Any], threads: int | None = None) -> None:
         """The files so far (after a resume: as the checkpoint left them), the event writer
         (`events()`, rank 0's) and the cost ledger of this attempt."""
         if self.writes:
@@ -188,7 +188,7 @@ class RunFolder:
         self.events = events()
         self.ledger = accounting.Ledger(self.out, self.fp, device_kind, device_label,
                                         start_epoch=state.epochs_done, devices=self.world_size,
-                                        writes=self.writes)
+                                        threads=threads, writes=self.writes)
 
     def heartbeat(self) -> None:
         """After every step (host-side only): the lock's mtime, the ledger's running count."""

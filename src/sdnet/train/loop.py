@@ -236,7 +236,8 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
     steps = len(loader)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     wrong = torch.zeros((), dtype=torch.int64, device=device)
-    no_bad_step = torch.tensor(steps, device=device)
+    # A fill on the device, not torch.tensor(steps, device=...): that is a blocking host copy.
+    no_bad_step = torch.full((), steps, dtype=torch.int64, device=device)
     first_bad = no_bad_step.clone()
     seen = 0
     bar = _progress(steps, f"epoch {epoch + 1}")
@@ -264,18 +265,30 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
             _log_steps(epoch, step, steps, loss_sum, wrong, seen, first_bad, config)
     loss_sum, wrong, first_bad, seen = replica.reduce_epoch(loss_sum, wrong, first_bad, seen,
                                                             epoch)
-    bad = int(first_bad)  # the epoch's one sync
+    # The epoch's one read-back: everything it logs, packed into one device tensor.
+    parts = [loss_sum.double().reshape(1), wrong.double().reshape(1),
+             first_bad.double().reshape(1)]
+    if gradients is not None:
+        parts.append(gradients.pending_sums())
+    values = read_back(torch.cat(parts))
     seconds = time.perf_counter() - start
-    figures = gradients.epoch_figures() if gradients is not None else None  # after the sync
+    loss_total, wrong_count, bad = values[0], round(values[1]), round(values[2])
+    figures = gradients.epoch_figures(values[3:]) if gradients is not None else None
     if bar is not None:
         bar.close()
-    mean_loss = float(loss_sum) / max(seen, 1)
+    mean_loss = loss_total / max(seen, 1)
     if bad < steps or not math.isfinite(mean_loss):
         _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps, every_rank=True)
     computed, total = model.gate.stats()
-    return EpochStats(loss=mean_loss, error=100.0 * int(wrong) / max(seen, 1),
+    return EpochStats(loss=mean_loss, error=100.0 * wrong_count / max(seen, 1),
                       blocks_computed=computed / total if total else 1.0, seconds=seconds,
                       gradients=figures)
+
+
+def read_back(values: torch.Tensor) -> list[float]:
+    """A device tensor's values on the host: one device-to-host copy (a sync on CUDA). Its
+    own function so the sync-counting test sees every read-back, on the CPU too."""
+    return values.to("cpu", copy=True).tolist()
 
 
 def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong: torch.Tensor,
@@ -466,7 +479,8 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     # Cost: this attempt's device-seconds, added to the run's earlier attempts (accounting.json);
     # rank 0 keeps the ledger for every rank (its devices counted by the world size).
     folder.begin(state, device.type, device_name(device),
-                 lambda: replica.events(lambda: EpochEvents(config.out, state.epochs_done, log)))
+                 lambda: replica.events(lambda: EpochEvents(config.out, state.epochs_done, log)),
+                 threads=torch.get_num_threads())
     try:
         session_start, first_epoch = time.perf_counter(), state.epochs_done
         for epoch in range(first_epoch, config.epochs):
