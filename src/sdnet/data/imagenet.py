@@ -58,7 +58,7 @@ GROUND_TRUTH = f"{DEVKIT_ROOT}/data/ILSVRC2012_validation_ground_truth.txt"
 WHERE = ("ImageNet cannot be downloaded without a login: register at https://image-net.org, "
          "download ILSVRC2012's training images (Task 1 & 2), validation images (all tasks) "
          "and development kit (Task 1 & 2), and set datasets.imagenet.url (or --url) to the "
-         "folder holding " + ", ".join((TRAIN_TAR, VAL_TAR, DEVKIT)))
+         f"folder holding {TRAIN_TAR}, {VAL_TAR}, {DEVKIT}")
 # fb.resnet.torch's normalisation (the ImageNet statistics every ResNet recipe uses).
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -226,7 +226,7 @@ def eval_view(im: Any) -> np.ndarray:
 
     im = resize_shorter(im, EVAL_RESIZE)
     w, h = im.size
-    left, top = int(round((w - CROP) / 2.0)), int(round((h - CROP) / 2.0))
+    left, top = round((w - CROP) / 2.0), round((h - CROP) / 2.0)
     return np.asarray(im.crop((left, top, left + CROP, top + CROP)))
 
 
@@ -564,7 +564,7 @@ class _Preparer:
                     "num_classes": num_classes, "image_size": CROP, "counts": counts_,
                     "mean": list(MEAN), "std": list(STD),
                     "source_md5": {name: md5_of(path) for name, path in self.raw.items()},
-                    "val_size": int(len(val)), "split_seed": self.split_seed,
+                    "val_size": len(val), "split_seed": self.split_seed,
                     "wnids": list(devkit.wnids), "max_side": self.max_side,
                     "jpeg_quality": JPEG_QUALITY, "train_format": TRAIN_FORMAT,
                     "format_version": FORMAT_VERSION}
