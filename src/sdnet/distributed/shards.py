@@ -44,6 +44,9 @@ class TrainShard:
 
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = self.loader
+        if hasattr(loader, "shard_batches"):  # sdnet.data.jpeg_loader: the same parts
+            yield from loader.shard_batches(epoch, self.rank, self.ranks)
+            return
         order, aug = loader._epoch_plan(epoch)
         for start in range(0, self.num_samples, self.batch_size):
             lo, hi = part(min(self.batch_size, self.num_samples - start), self.rank, self.ranks)
