@@ -144,7 +144,7 @@ def test_interrupted_prepare_resumes_per_class(fake_dir: Path, tmp_path: Path,
     real = imagenet.class_members
     read: list[str] = []
 
-    def failing(outer, archive, wnid, label):  # noqa: ANN001, ANN202
+    def failing(outer, archive, wnid, label):
         if label == 3:
             raise KeyboardInterrupt  # the process is stopped while reading class 3
         read.append(wnid)
@@ -158,7 +158,7 @@ def test_interrupted_prepare_resumes_per_class(fake_dir: Path, tmp_path: Path,
     assert len(list((work / "train").glob("*.npz"))) >= 2  # classes 0 and 1 (2 may be pending)
     done_before = len(read)
 
-    def counting(outer, archive, wnid, label):  # noqa: ANN001, ANN202
+    def counting(outer, archive, wnid, label):
         read.append(wnid)
         return real(outer, archive, wnid, label)
 
@@ -191,7 +191,7 @@ def test_missing_file_says_where_to_get_it(tmp_path: Path) -> None:
         download("imagenet", tmp_path / "raw", url=str(tmp_path), md5="none", file=TRAIN_TAR)
 
 
-def _rewrite(src: Path, dst: Path, name: str, edit) -> Path:  # noqa: ANN001
+def _rewrite(src: Path, dst: Path, name: str, edit) -> Path:
     """A copy of the fake folder with file `name` rebuilt from its edited members."""
     shutil.copytree(src, dst)
     members = [(n, d) for n, d in _members(src / name).items()]
@@ -214,7 +214,7 @@ def _rewrite(src: Path, dst: Path, name: str, edit) -> Path:  # noqa: ANN001
                           for n, d in ms],
      [VAL_TAR, "ILSVRC2012_val_00000004.JPEG", "not a readable"]),
 ])
-def test_bad_member_is_one_line_naming_it(fake_dir: Path, tmp_path: Path, name: str, edit,  # noqa: ANN001
+def test_bad_member_is_one_line_naming_it(fake_dir: Path, tmp_path: Path, name: str, edit,
                                           pieces: list[str]) -> None:
     files = _rewrite(fake_dir, tmp_path / "files", name, edit)
     before = {p.name: md5_of(p) for p in files.iterdir()}
@@ -234,7 +234,7 @@ def test_bad_member_is_one_line_naming_it(fake_dir: Path, tmp_path: Path, name: 
 
 # --- the loader ---------------------------------------------------------------------------------
 
-def _loader(prepared: Path, **kw) -> JpegLoader:  # noqa: ANN003
+def _loader(prepared: Path, **kw) -> JpegLoader:
     data = load_prepared(prepared)
     return JpegLoader(*data.train, batch_size=kw.pop("batch_size", 8), device="cpu",
                       mean=data.mean, std=data.std, **kw)
