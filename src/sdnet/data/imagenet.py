@@ -94,6 +94,7 @@ class ImageNet(Dataset):
     augment = True  # fb.resnet.torch's: random-sized crop, colour jitter, lighting, flip
     fake_per_class = counts(train=8, val=3)  # "val": the official val (our test split)
     real_per_class = counts(train=732, val=50)  # train: the smallest class (val_size's limit)
+    real_sizes = counts(train=1_281_167, val=50_000)  # images per file (sdnet estimate)
     options = ("val_size", "max_side")
     user_supplied = WHERE  # sdnet.data.download: never fetched from the official URL
 
