@@ -304,3 +304,21 @@ def test_config_and_meta(prepared: Path) -> None:
     meta = json.loads((prepared / "meta.json").read_text())
     assert meta["train_format"] == "jpeg" and meta["jpeg_quality"] == 90
     assert meta["mean"] == [0.485, 0.456, 0.406]
+
+
+def test_fused_colour_affine_equals_jitter_lighting_normalise() -> None:
+    from sdnet.data.jpeg_loader import colour_affine, colour_jitter, lighting
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 20, 24, generator=gen, dtype=torch.float64)
+    factors = 1 + torch.empty(6, 3, dtype=torch.float64).uniform_(-0.4, 0.4, generator=gen)
+    order = torch.argsort(torch.rand(6, 3, generator=gen), dim=1)
+    light = torch.randn(6, 3, generator=gen, dtype=torch.float64) * 0.1
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64)
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64)
+    step_by_step = (lighting(colour_jitter(x, factors, order), light) - mean.view(1, 3, 1, 1)) \
+        / std.view(1, 3, 1, 1)
+    m, c = colour_affine(x.mean(dim=(2, 3)), factors, order, light, mean, std)
+    fused = torch.einsum("nij,njhw->nihw", m, x) + c[:, :, None, None]
+    assert torch.allclose(fused, step_by_step, atol=1e-12)
+    assert len({tuple(o) for o in order.tolist()}) > 1  # several orders exercised

@@ -6,9 +6,12 @@ image's fb.resnet.torch crop box (area 8-100 %, aspect 3/4-4/3, 10 tries, else S
 CenterCrop 224), the flip, the colour-jitter factors (brightness, contrast, saturation, 0.4) and
 their order, and the PCA-lighting alpha (std 0.1). Per step the batch's bytes are sliced from the
 map and decoded in one batched call on the device (`torchvision.io.decode_jpeg(list,
-device=...)`: nvJPEG on CUDA, libjpeg-turbo on the CPU), then cropped and resized to 224 (one
-`roi_align` over the zero-padded batch: bilinear with adaptive sampling, i.e. area-averaged when
-shrinking), jittered, lit, normalised and flipped as tensor ops on the device. On CUDA the next
+device=...)`: nvJPEG on CUDA, libjpeg-turbo on the CPU), then cropped and resized to 224
+(bilinear, antialiased: on CUDA one `roi_align` over the zero-padded batch with adaptive
+sampling, on the CPU torch's vectorised uint8 resize per image), and jittered, lit and
+normalised in ONE pass: all three are affine in the pixel, so they compose into a per-image 3x3
+matrix and offset (`colour_affine`; `colour_jitter` and `lighting` are the step-by-step
+definitions it is tested against); then flipped. On CUDA the next
 batch is prepared on a side stream while the model runs on the current one.
 
 Resume is index arithmetic: `batches(epoch, start_step=s)` yields exactly the batches s, s+1, ...
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sdnet.data.jpegs import JpegImages
 from sdnet.data.loader import epoch_seed
@@ -132,6 +136,40 @@ def lighting(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return x + rgb.view(-1, 3, 1, 1)
 
 
+def colour_affine(mu: torch.Tensor, factors: torch.Tensor, order: torch.Tensor,
+                  light: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M (n, 3, 3), c (n, 3)) with normalise(lighting(colour_jitter(x))) = M x + c per pixel.
+
+    Every step is affine in the pixel: brightness a x; saturation a x + (1 - a) 1 w'x; contrast
+    a x + (1 - a) 1 mean(w'x), whose mean is w'(M mu + c) for the image's mean colour mu (a mean
+    of an affine map is the map of the mean); lighting adds eigvec (alpha * eigval); normalising
+    is (x - mean) / std. So the whole chain is composed on (n, 3, 3) matrices and applied to the
+    batch in one pass (`colour_jitter` and `lighting` are the step-by-step definitions)."""
+    n, dt, dev = len(mu), mu.dtype, mu.device
+    w = torch.tensor(GREY, dtype=dt, device=dev)
+    eye = torch.eye(3, dtype=dt, device=dev).expand(n, 3, 3)
+    ones_w = torch.ones(3, 1, dtype=dt, device=dev) @ w[None]  # 1 w'
+    m = eye.clone()
+    c = torch.zeros(n, 3, dtype=dt, device=dev)
+    factors = factors.to(dt)
+    for step in range(3):
+        op = order[:, step]
+        a = factors.gather(1, op[:, None])[:, 0]
+        a3 = a.view(n, 1, 1)
+        sat = a3 * eye + (1 - a3) * ones_w
+        grey_mean = ((m @ mu[:, :, None])[:, :, 0] + c) @ w  # (n,)
+        m_new = torch.where((op == 2).view(n, 1, 1), sat @ m, a3 * m)
+        c_new = torch.where((op == 2)[:, None], (sat @ c[:, :, None])[:, :, 0], a[:, None] * c)
+        c_new = c_new + torch.where(op == 1, (1 - a) * grey_mean, torch.zeros_like(a))[:, None]
+        m, c = m_new, c_new
+    eigval = torch.tensor(EIGVAL, dtype=dt, device=dev)
+    eigvec = torch.tensor(EIGVEC, dtype=dt, device=dev)
+    c = c + (light.to(dt) * eigval) @ eigvec.T
+    inv = 1 / std.to(dt).view(1, 3)
+    return m * inv[:, :, None], (c - mean.to(dt).view(1, 3)) * inv
+
+
 class JpegLoader:
     """The training split as JPEG bytes; `batches(epoch)` yields normalised float32 NCHW
     batches of CROP x CROP on the device, with the `DeviceLoader` interface."""
@@ -191,32 +229,54 @@ class JpegLoader:
     def make_batch(self, plan: EpochPlan, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Positions [lo, hi) of the epoch: decoded, cropped, resized, jittered, lit,
         normalised and flipped on the device."""
-        from torchvision.ops import roi_align
-
         idx = plan.order[lo:hi]
         decoded = decode(self._bytes(idx), self.device)
+        x = self._crop_resize(decoded, plan.boxes[lo:hi])  # float 0-255, (n, 3, size, size)
         n = len(decoded)
-        height = max(int(t.shape[1]) for t in decoded)
-        width = max(int(t.shape[2]) for t in decoded)
-        padded = torch.zeros(n, 3, height, width, dtype=torch.uint8, device=self.device)
-        for i, t in enumerate(decoded):
-            padded[i, :, :t.shape[1], :t.shape[2]] = t
-        boxes = plan.boxes[lo:hi].to(self.device, non_blocking=True)
-        rois = torch.cat([torch.arange(n, device=self.device, dtype=torch.float32)[:, None],
-                          boxes], dim=1)
-        x = roi_align(padded.float(), rois, output_size=(self.size, self.size),
-                      spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-        x = x.div_(255.0)
         if self.augment:
-            x = colour_jitter(x, plan.jitter[lo:hi].to(self.device),
-                              plan.jitter_order[lo:hi].to(self.device))
-            x = lighting(x, plan.lighting[lo:hi].to(self.device))
-        x = (x - self._mean) / self._std
+            mu = x.mean(dim=(2, 3)) / 255.0
+            m, c = colour_affine(mu, plan.jitter[lo:hi].to(self.device),
+                                 plan.jitter_order[lo:hi].to(self.device),
+                                 plan.lighting[lo:hi].to(self.device), self._mean.view(3),
+                                 self._std.view(3))
+        else:
+            inv = 1 / self._std.view(1, 3)
+            m = torch.diag_embed(inv.expand(n, 3))
+            c = -self._mean.view(1, 3) * inv
+            c = c.expand(n, 3)
+        # M x / 255 + c in one pass (x is 0-255).
+        x = torch.baddbmm(c[:, :, None], m / 255.0, x.reshape(n, 3, -1)).view(
+            n, 3, self.size, self.size)
         flip = plan.flip[lo:hi].to(self.device).view(-1, 1, 1, 1)
-        x = torch.where(flip, x.flip(-1), x)
+        if bool(plan.flip[lo:hi].any()):
+            x = torch.where(flip, x.flip(-1), x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self.labels_host[idx].to(self.device, non_blocking=True)
+
+    def _crop_resize(self, decoded: list[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
+        """Each image's box resized to size x size, bilinear with antialiasing (area-like when
+        shrinking). CUDA: one roi_align over the zero-padded batch (adaptive sampling); CPU:
+        per image, torch's uint8 antialiased resize (its vectorised path)."""
+        n, s = len(decoded), self.size
+        if self.device.type == "cuda":
+            from torchvision.ops import roi_align
+
+            height = max(int(t.shape[1]) for t in decoded)
+            width = max(int(t.shape[2]) for t in decoded)
+            padded = torch.zeros(n, 3, height, width, dtype=torch.uint8, device=self.device)
+            for i, t in enumerate(decoded):
+                padded[i, :, :t.shape[1], :t.shape[2]] = t
+            rois = torch.cat([torch.arange(n, dtype=torch.float32)[:, None], boxes], dim=1)
+            return roi_align(padded.float(), rois.to(self.device), output_size=(s, s),
+                             spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        out = torch.empty(n, 3, s, s, dtype=torch.uint8)
+        for i, (t, box) in enumerate(zip(decoded, boxes.round().to(torch.int64).tolist())):
+            x1, y1, x2, y2 = box
+            crop = t[None, :, y1:y2, x1:x2].contiguous(memory_format=torch.channels_last)
+            out[i] = F.interpolate(crop, size=(s, s), mode="bilinear", antialias=True,
+                                   align_corners=False)[0]
+        return out.float()
 
     # --- the epoch --------------------------------------------------------------------------
 
