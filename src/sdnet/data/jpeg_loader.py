@@ -231,7 +231,10 @@ class JpegLoader:
         normalised and flipped on the device."""
         idx = plan.order[lo:hi]
         decoded = decode(self._bytes(idx), self.device)
-        x = self._crop_resize(decoded, plan.boxes[lo:hi])  # float 0-255, (n, 3, size, size)
+        on_cpu = self.device.type != "cuda"
+        flips = plan.flip[lo:hi]
+        # float 0-255, (n, 3, size, size); the CPU flips each small crop before resizing.
+        x = self._crop_resize(decoded, plan.boxes[lo:hi], flips if on_cpu else None)
         n = len(decoded)
         if self.augment:
             mu = x.mean(dim=(2, 3)) / 255.0
@@ -247,17 +250,18 @@ class JpegLoader:
         # M x / 255 + c in one pass (x is 0-255).
         x = torch.baddbmm(c[:, :, None], m / 255.0, x.reshape(n, 3, -1)).view(
             n, 3, self.size, self.size)
-        flip = plan.flip[lo:hi].to(self.device).view(-1, 1, 1, 1)
-        if bool(plan.flip[lo:hi].any()):
-            x = torch.where(flip, x.flip(-1), x)
+        if not on_cpu and bool(flips.any()):
+            x = torch.where(flips.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self.labels_host[idx].to(self.device, non_blocking=True)
 
-    def _crop_resize(self, decoded: list[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
+    def _crop_resize(self, decoded: list[torch.Tensor], boxes: torch.Tensor,
+                     flips: torch.Tensor | None = None) -> torch.Tensor:
         """Each image's box resized to size x size, bilinear with antialiasing (area-like when
         shrinking). CUDA: one roi_align over the zero-padded batch (adaptive sampling); CPU:
-        per image, torch's uint8 antialiased resize (its vectorised path)."""
+        per image, torch's uint8 antialiased resize (its vectorised path), each crop flipped
+        first where `flips` says (a mirror commutes with the resize)."""
         n, s = len(decoded), self.size
         if self.device.type == "cuda":
             from torchvision.ops import roi_align
@@ -273,7 +277,10 @@ class JpegLoader:
         out = torch.empty(n, 3, s, s, dtype=torch.uint8)
         for i, (t, box) in enumerate(zip(decoded, boxes.round().to(torch.int64).tolist())):
             x1, y1, x2, y2 = box
-            crop = t[None, :, y1:y2, x1:x2].contiguous(memory_format=torch.channels_last)
+            crop = t[None, :, y1:y2, x1:x2]
+            if flips is not None and bool(flips[i]):
+                crop = crop.flip(-1)
+            crop = crop.contiguous(memory_format=torch.channels_last)
             out[i] = F.interpolate(crop, size=(s, s), mode="bilinear", antialias=True,
                                    align_corners=False)[0]
         return out.float()
