@@ -44,7 +44,7 @@ def test_imagenet_preset_dry_run(workdir: Path) -> None:
 @pytest.mark.slow
 def test_demo_sized_imagenet_end_to_end(workdir: Path) -> None:
     overlay = write_overlay(workdir, "inet.yaml", TINY)
-    run_ok(workdir, "--cores", "2", "--configfile", overlay, "results/inet/tables/summary.md",
+    run_ok(workdir, "results/inet/tables/summary.md", "--cores", "2", "--configfile", overlay,
            timeout=900)
     run = workdir / "results/inet/runs/imagenet/imagenet-resnet18/stochastic/seed0"
     with open(run / "metrics.csv", newline="") as fh:
