@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             results["prepare"] = prepare_part(args)
         if "model" in args.parts:
             results["model"] = model_part(args)
-    common.write_result(args.out, "imagenet", args, results)
+    common.write_result(args.out, "imagenet-" + "-".join(args.parts), args, results)
     rows = []
     for part, figures in results.items():
         for name, value in figures.items():

@@ -13,6 +13,11 @@
 #
 #   benchmarks/run_gpu.sh                # parts 1-6; JSON + summary.txt into $OUT if set, else benchmarks/results
 #   benchmarks/run_gpu.sh concurrent     # aggregate throughput of k = 1, 2, 4 ResNet-110 trainers
+#   benchmarks/run_gpu.sh imagenet       # ImageNet: the JPEG loader alone (nvJPEG) vs torchvision's
+#                                        # DataLoader, and ResNet-152 steps (bf16, fp32; constant and
+#                                        # stochastic depth), about 4 minutes. Targets: loader >= 4,000
+#                                        # images/s on one H100; ResNet-152 >= 1,500 images/s constant,
+#                                        # >= 1.3x that stochastic
 #   benchmarks/run_gpu.sh --quick        # smoke run (also works with DEVICE=cpu, for testing the script)
 #
 # Works without `pip install`: sdnet and the benchmarks are imported from the checkout
@@ -42,7 +47,8 @@ for arg in "$@"; do
     case $arg in
         --quick) QUICK=(--quick); STEP=(--steps 1 --repeats 2); DATA=(); STEPS50=2; SCALE=4 ;;
         concurrent) MODE=concurrent ;;
-        *) echo "usage: $0 [--quick] [concurrent]" >&2; exit 2 ;;
+        imagenet) MODE=imagenet ;;
+        *) echo "usage: $0 [--quick] [concurrent|imagenet]" >&2; exit 2 ;;
     esac
 done
 NOTE=${NOTE:-"run_gpu.sh"}
@@ -104,6 +110,11 @@ resnet50_steps() {  # the bottleneck ResNet-50 through the real trainer for $STE
 if [ "$MODE" = concurrent ]; then
     # k trainers side by side on one GPU (separate processes, as Snakemake starts them)
     part bench_concurrent 280
+elif [ "$MODE" = imagenet ]; then
+    # the loader alone (20 batches of 128 per sample) vs DataLoader with the node's cores, then
+    # ResNet-152 training steps (batch 128, channels_last) bf16 and float32
+    part bench_imagenet 120 --parts loader
+    part bench_imagenet 150 --parts model
 else
     # 1: CUDA tests
     cuda_tests
