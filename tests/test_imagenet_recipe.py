@@ -30,9 +30,27 @@ def test_preset_is_the_papers_recipe() -> None:
     preset = yaml.safe_load((ROOT / "config/paper/imagenet.yaml").read_text())
     exp = preset["experiment"]
     assert exp["datasets"] == ["imagenet"] and exp["variants"] == ["baseline", "stochastic"]
-    per = exp["per_dataset"]["imagenet"]
-    assert per["networks"] == ["imagenet-resnet152"] or per.get("depths") == [152]
+    assert exp["depths"] == [152] and exp["archs"] == ["imagenet"]
     train = preset["datasets"]["imagenet"]["train"]
     assert train["epochs"] == 120 and train["milestones"] == [30, 60, 90]
     assert train["lr"] == 0.1 and train["weight_decay"] == 1e-4 and train["nesterov"] is True
-    assert train["batch_size"] == 128
+    assert train["batch_size"] == 128 and train["gpus"] == 4
+
+
+def test_per_seed_table_shows_top5_where_runs_have_it(tmp_path: Path) -> None:
+    from sdnet.report import tables
+    from sdnet.report.aggregate import read_runs
+    from tests.report_runs import markdown_table, runs_row, write_runs_csv
+
+    rows = [runs_row("imagenet", 152, "baseline", 0, 21.9, arch="imagenet",
+                     final_test_error_top5=6.1),
+            runs_row("imagenet", 152, "stochastic", 0, 22.0, "linear", 0.5, arch="imagenet",
+                     final_test_error_top5=6.3)]
+    runs = read_runs(write_runs_csv(tmp_path / "runs.csv", rows))
+    table = markdown_table(tables.per_seed_markdown(runs))
+    assert table[0][-1] == "Top-5 error" and [r[-1] for r in table[1:]] == ["6.10", "6.30"]
+    assert "top-5" in tables.per_seed_markdown(runs).lower()
+    summary = tables.summary_markdown(runs)
+    assert "21.78" in summary and "23.06" in summary  # the paper: 120 epochs, 90 in the note
+    old = read_runs(write_runs_csv(tmp_path / "old.csv", [runs_row()]))
+    assert "Top-5" not in tables.per_seed_markdown(old)  # runs without it: no column
