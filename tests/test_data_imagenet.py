@@ -322,3 +322,13 @@ def test_fused_colour_affine_equals_jitter_lighting_normalise() -> None:
     fused = torch.einsum("nij,njhw->nihw", m, x) + c[:, :, None, None]
     assert torch.allclose(fused, step_by_step, atol=1e-12)
     assert len({tuple(o) for o in order.tolist()}) > 1  # several orders exercised
+
+
+def test_validation_tar_in_any_order_gives_the_same_test_split(fake_dir: Path, tmp_path: Path,
+                                                               prepared: Path) -> None:
+    files = _rewrite(fake_dir, tmp_path / "files", VAL_TAR, lambda ms: ms[::-1])
+    assert next(iter(_members(files / VAL_TAR))).endswith("00000015.JPEG")
+    prepare("imagenet", _raw(files, tmp_path), tmp_path / "out", val_size=5, workers=1)
+    with np.load(tmp_path / "out/test.npz") as a, np.load(prepared / "test.npz") as b:
+        assert np.array_equal(a["images"], b["images"])
+        assert np.array_equal(a["labels"], b["labels"])

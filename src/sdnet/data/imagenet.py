@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -340,20 +341,27 @@ def _open_tar(path: Path) -> tarfile.TarFile:
                          f"{TRAIN_TAR}?") from err
 
 
-def test_members(path: Path, expected: int) -> Iterator[tuple[str, bytes]]:
-    """The validation tar's JPEGs in file order (ILSVRC2012_val_00000001.JPEG, ...); their
-    number must match the ground truth's lines."""
+_VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})\.JPEG")
+
+
+def test_members(path: Path, expected: int) -> Iterator[tuple[int, str, bytes]]:
+    """(number, member, bytes) of the validation tar's JPEGs in archive order; every
+    ILSVRC2012_val_<number>.JPEG for number 1..expected (the ground truth's lines) exactly
+    once, in whatever order the tar holds them."""
     from sdnet.data.archive import iter_files
 
-    seen = 0
-    for seen, (name, data) in enumerate(iter_files(path, _is_image), start=1):
-        want = f"ILSVRC2012_val_{seen:08d}.JPEG"
-        if os.path.basename(name) != want:
-            raise SdnetError(f"{path}: member {name!r} where {want} was expected (the "
-                             "validation images in file order)")
-        yield name, data
-    if seen != expected:
-        raise SdnetError(f"{path}: {seen} validation images, but {GROUND_TRUTH} labels "
+    seen: set[int] = set()
+    for name, data in iter_files(path, _is_image):
+        match = _VAL_NAME.fullmatch(os.path.basename(name))
+        number = int(match[1]) if match else 0
+        if not 1 <= number <= expected or number in seen:
+            raise SdnetError(f"{path}: member {name!r} is not one of ILSVRC2012_val_00000001"
+                             f".JPEG ... {expected:08d}.JPEG (once each; {GROUND_TRUTH} labels "
+                             f"{expected})")
+        seen.add(number)
+        yield number, name, data
+    if len(seen) != expected:
+        raise SdnetError(f"{path}: {len(seen)} validation images, but {GROUND_TRUTH} labels "
                          f"{expected}")
 
 
@@ -484,23 +492,26 @@ class _Preparer:
                   widths=np.array([w for _, _, w in encoded], np.int32), val=val)
 
     def _test(self, devkit: Devkit, runner: _Runner) -> None:
-        """The official validation images, TEST_CHUNK at a time, chunks not yet done decoded."""
+        """The official validation images, TEST_CHUNK at a time in archive order (each chunk
+        file keeps the images' numbers), chunks not yet done decoded."""
         archive = self.raw[VAL_TAR]
         chunk: list[tuple[str, bytes]] = []
+        numbers: list[int] = []
         pending: deque = deque()
         index = 0
 
         def flush() -> None:
-            nonlocal chunk, index
-            path = self.work / "test" / f"{index:05d}.npy"
+            nonlocal chunk, numbers, index
+            path = self.work / "test" / f"{index:05d}.npz"
             if chunk and not path.is_file():
-                pending.append((path, runner.submit(eval_chunk, chunk, str(archive))))
-            chunk, index = [], index + 1
+                pending.append((path, numbers, runner.submit(eval_chunk, chunk, str(archive))))
+            chunk, numbers, index = [], [], index + 1
             while len(pending) > 2 * runner.workers:
                 self._finish_test(*pending.popleft())
 
-        for member in test_members(archive, len(devkit.test_labels)):
-            chunk.append(member)
+        for number, name, data in test_members(archive, len(devkit.test_labels)):
+            chunk.append((name, data))
+            numbers.append(number)
             if len(chunk) == TEST_CHUNK:
                 flush()
         flush()
@@ -508,12 +519,10 @@ class _Preparer:
             self._finish_test(*pending.popleft())
 
     @staticmethod
-    def _finish_test(path: Path, future: Any) -> None:
+    def _finish_test(path: Path, numbers: list[int], future: Any) -> None:
         import numpy as np
 
-        buf = io.BytesIO()
-        np.save(buf, future.result())
-        _atomic_bytes(path, buf.getvalue())
+        _save_npz(path, images=future.result(), numbers=np.array(numbers, np.int64))
 
     def _assemble(self, devkit: Devkit) -> dict:
         """train.jpegs + train.npz, val.npz, test.npz and meta.json into a staging folder,
@@ -550,8 +559,12 @@ class _Preparer:
             _save_npz(staging / "train.npz", offsets=offsets, lengths=length,
                       heights=np.concatenate(heights), widths=np.concatenate(widths),
                       labels=train_labels)
-            chunks = sorted((self.work / "test").glob("*.npy"))
-            test = np.concatenate([np.load(p) for p in chunks])
+            parts = []
+            for path in sorted((self.work / "test").glob("*.npz")):
+                with np.load(path) as part:
+                    parts.append((part["images"], part["numbers"]))
+            order = np.argsort(np.concatenate([n for _, n in parts]), kind="stable")
+            test = np.concatenate([images for images, _ in parts])[order]  # by image number
             write_split(staging / "test.npz", test, np.array(devkit.test_labels, np.int64),
                         num_classes, CROP)
             del test
