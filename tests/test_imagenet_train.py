@@ -33,6 +33,7 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # about 35 s on a loaded 2-core machine: ResNet-18 at 224x224 on the CPU
 def test_tiny_imagenet_run_reports_top1_and_top5(data: Path, tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
