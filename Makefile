@@ -28,7 +28,7 @@ test: install system-deps
 lint: install
 	$(BIN)/snakemake --lint
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests workflow/scripts benchmarks
+	$(BIN)/ruff check src tests benchmarks
 
 clean-demo:
 	rm -rf results/demo resources/demo
