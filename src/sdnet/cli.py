@@ -243,9 +243,11 @@ def _add_status_parser(sub: argparse._SubParsersAction) -> None:
         "interrupted, stale (settings differ from the config) or not started, then totals "
         "(training hours; device-hours spent per device and left). "
         "Without --results it lists the grid of config.yaml (+ --configfile files, merged as "
-        "Snakemake merges them), run from the repository root.")
+        "Snakemake merges them), run from the repository root; elsewhere, the grid of the "
+        "--configfile files.")
     p.add_argument("--configfile", type=Path, nargs="+", default=[],
-                   help="config files merged over config.yaml, as given to snakemake")
+                   help="config files merged over config.yaml (when there is one here), as "
+                   "given to snakemake")
     p.add_argument("--results", type=Path, default=None,
                    help="list the run folders under this folder instead of the config's grid")
     p.add_argument("--json", action="store_true", help="a JSON list, one object per run")
@@ -261,11 +263,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
                              "--configfile applies only without --results")
         rows = status.folder_rows(args.results)
     else:
-        base = Path("config.yaml")
-        if not base.is_file():
+        # config.yaml here (the repository root) under the --configfile files, as snakemake
+        # merges them; elsewhere (an installed sdnet) the --configfile files alone
+        base = [Path("config.yaml")] if Path("config.yaml").is_file() else []
+        if not base and not args.configfile:
             raise SdnetError("no config.yaml here: run `sdnet status` in the repository root, "
-                             "or pass --results DIR to list the run folders under DIR")
-        rows = status.grid_rows([base, *args.configfile])
+                             "pass --configfile FILE, or --results DIR to list the run folders "
+                             "under DIR")
+        rows = status.grid_rows([*base, *args.configfile])
     print(status.as_json(rows) if args.json else status.render(rows))
     return 0
 
