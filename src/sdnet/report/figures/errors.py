@@ -40,7 +40,7 @@ def plot_test_error_curves(runs: pd.DataFrame, epochs: pd.DataFrame,
     epochs = style.with_augment(epochs, runs)
     use_log = log_scale and bool((epochs.test_error > 0).all())
     if log_scale and not use_log:
-        log.warning("a test error of 0 %% cannot go on a log axis; using a linear axis")
+        log.warning("a test error of 0 % cannot go on a log axis; using a linear axis")
     fig, axes = style.new_figure(len(panels))
     for ax, row in zip(axes, panels):
         sub = names.in_row(epochs, row)
