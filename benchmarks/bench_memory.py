@@ -38,10 +38,20 @@ import numpy as np
 
 from benchmarks import common
 
+# Random labels: at the trainer's lr 0.1 a full-size ResNet-110 or ResNet-50 may diverge to NaN
+# (the trainer then stops, and the part measures nothing); timing and memory do not depend on
+# the lr, so every benchmark run of the real trainer uses this one.
+BENCH_LR = 0.01
 FULL_COUNTS = {"train": 45_000, "val": 5_000, "test": 10_000}
 QUICK_COUNTS = {"train": 450, "val": 50, "test": 100}
 STEP_LINE = re.compile(r"step (\d+)/(\d+)")
 EVAL_LINE = re.compile(r"\(\+([0-9.]+)s eval\)")
+
+
+def cache_folder(cache: Path, quick: bool) -> Path:
+    """Where prepared_folder() keeps the data (complete once it holds meta.json)."""
+    counts = QUICK_COUNTS if quick else FULL_COUNTS
+    return Path(cache) / f"cifar10-sized-{counts['train']}"
 
 
 def prepared_folder(cache: Path, quick: bool) -> Path:
@@ -49,7 +59,7 @@ def prepared_folder(cache: Path, quick: bool) -> Path:
     from sdnet.data.prepared import build_meta, write_meta, write_split
 
     counts = QUICK_COUNTS if quick else FULL_COUNTS
-    folder = cache / f"cifar10-sized-{counts['train']}"
+    folder = cache_folder(cache, quick)
     if (folder / "meta.json").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +77,8 @@ def train_command(data: Path, out: Path, depth: int, survival: str, device: str,
                   *extra: str) -> list[str]:
     # `python -m sdnet` rather than the `sdnet` script: works from a checkout without install
     return [sys.executable, "-m", "sdnet", "train", "--data", str(data), "--dataset", "cifar10",
-            "--depth", str(depth), "--survival", survival, "--device", device, "--out", str(out), "--restart", *extra]
+            "--depth", str(depth), "--survival", survival, "--device", device, "--out", str(out),
+            "--restart", "--lr", str(BENCH_LR), *extra]
 
 
 def vm_hwm_mib(pid: int) -> float:

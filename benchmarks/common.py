@@ -113,11 +113,24 @@ def cpu_model() -> str:
 
 
 def git_commit() -> str:
-    """Commit of the working tree, '+dirty' when it has uncommitted changes."""
+    """Commit of the working tree, '+dirty' when it has uncommitted changes; never raises.
+
+    $SDNET_GIT_COMMIT first: a lent GPU machine gets a copy of the tree without `.git` and has
+    no `git`, so the commit is passed in from where git exists (benchmarks/run_gpu.sh). A
+    benchmark calls this after measuring: a failure here must not lose the figures."""
+    given = os.environ.get("SDNET_GIT_COMMIT", "").strip()
+    if given:
+        return given
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  check=False, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):  # no git, or it hung
+            return ""
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
     return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 

@@ -12,9 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from sdnet import __version__, networks, settings, spec
+from sdnet import __version__, settings, spec
 from sdnet.distributed.world import guarded
 from sdnet.errors import SdnetError
+from sdnet.jobs import ranks
 
 _positive_int = settings.int_at_least(1)
 _non_negative_int = settings.int_at_least(0)
@@ -44,12 +45,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=_DefaultsFormatter,
     )
     settings.add_train_arguments(p)
-    # How many processes train the run: not settings of the run (sdnet.jobs.ranks).
-    p.add_argument("--nproc", type=settings.int_at_least(1), default=1, metavar="N",
-                   help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
-                   "started here, or through srun inside a Slurm allocation")
-    p.add_argument("--nodes", type=settings.int_at_least(1), default=1, metavar="M",
-                   help="nodes the --nproc ranks span (inside a Slurm allocation only)")
+    ranks.add_rank_arguments(p)  # how many processes train the run: not settings of the run
     p.set_defaults(func=_cmd_train)
 
     def one_line_error(message: str) -> None:
@@ -62,12 +58,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from sdnet.train import loop as train
 
-    config = settings.from_arguments(args)
-    networks.resolve_arch(config.depth, config.arch)
-    spec.check_survival(config.survival, config.p_last)
+    config = settings.check_config(settings.from_arguments(args))  # one line for a bad value
     if args.nproc > 1 or args.nodes > 1:  # one run on several ranks (sdnet.jobs.ranks)
-        from sdnet.jobs import ranks
-
         return ranks.launch(config, args.nproc, args.nodes)
     train.train(config)
     return 0
@@ -290,6 +282,9 @@ def _add_estimate_parser(sub: argparse._SubParsersAction) -> None:
                    "config's train.device)")
     p.add_argument("--gpus", type=_positive_int, default=None,
                    help="also the wall time on N devices")
+    p.add_argument("--cores", type=_positive_int, default=None,
+                   help="CPU: the --cores the grid will run with (trainers side by side: "
+                   "cores / train_resources.cpus; default: this machine's CPUs)")
     p.add_argument("--json", action="store_true",
                    help="a JSON list: one object per data set, network and variant, then the "
                    "total")
@@ -302,7 +297,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     base = Path("config.yaml")
     if not base.is_file():
         raise SdnetError("no config.yaml here: run `sdnet estimate` in the repository root")
-    result = estimate.estimate([base, *args.configfile], device=args.device)
+    result = estimate.estimate([base, *args.configfile], device=args.device, cores=args.cores)
     print(estimate.as_json(result, args.gpus) if args.json else estimate.render(result, args.gpus))
     return 0
 

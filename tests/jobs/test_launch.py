@@ -5,6 +5,7 @@ a failing run named while the others finish."""
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import subprocess
 import sys
@@ -70,7 +71,8 @@ def test_two_runs_side_by_side_each_with_its_log(pair: Path) -> None:
         assert "sdnet: done: test error" in log
         assert (out / launch.HISTORY).read_text() == log
         record = accounting.read_accounting(out)
-        assert record["share"] == 1.0  # a CPU is not shared out by runs_per_gpu
+        # a CPU is not shared out by runs_per_gpu: each trainer counts its threads' part
+        assert record["share"] == accounting.device_share("cpu", threads=1)
     (a0, a1), (b0, b1) = interval(tmp_path / "run0"), interval(tmp_path / "run1")
     # The records hold whole seconds: on a loaded machine one trainer can reach its epoch loop
     # in the second the other leaves it. Run one after the other, the second would start a
@@ -127,3 +129,48 @@ def test_members_are_parsed_or_refused_in_one_line() -> None:
     for words in ([], ["a.log", "--out", "x"], ["a.log", "--", "--seed", "1"]):
         with pytest.raises(SdnetError, match="sdnet launch"):
             [m.out for m in launch.parse_members(words)]
+
+
+def _child_commands(pid: int) -> list[str]:
+    """The command lines of the direct children of `pid`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found += [command] if command else []  # a zombie has none
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_a_run_on_two_ranks_is_started_by_launch_itself(prepared_cifar10, tmp_path):
+    """No `sdnet train --nproc` process between the launcher and the ranks (a Slurm job stays
+    Snakemake -> sdnet launch -> srun -> ranks); their output lands in both logs."""
+    log, out = tmp_path / "logs/run.log", tmp_path / "run"
+    args = [*train_args(prepared_cifar10, out, 0, epochs=1), "--nproc", "2"]
+    proc = subprocess.Popen(command((log, args)), stderr=subprocess.PIPE, text=True)
+    seen: set[str] = set()
+    try:
+        while proc.poll() is None:
+            seen.update(_child_commands(proc.pid))
+            time.sleep(0.05)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert seen and all("sdnet.train.worker" in cmd for cmd in seen), seen
+    text = log.read_text()
+    assert text.startswith("=== attempt 1: ") and "sdnet: done: test error" in text
+    assert (out / launch.HISTORY).read_text() == text
+    assert json.loads((out / "summary.json").read_text())["world_size"] == 2
+
+
+def test_a_bad_rank_flag_is_one_line_in_the_logs(prepared_cifar10, tmp_path):
+    log, out = tmp_path / "run.log", tmp_path / "run"
+    args = [*train_args(prepared_cifar10, out, 0), "--nproc", "2", "--nodes", "x"]
+    done = subprocess.run(command((log, args)), check=False, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert "sdnet: error: sdnet train: argument --nodes: " in log.read_text()
+    assert "Traceback" not in done.stderr and "stopped with exit status 2" in done.stderr

@@ -158,15 +158,12 @@ def _fake_run_folders(results: Path, count: int, network: str = "resnet110") -> 
     return folders
 
 
-def test_status_reads_a_thousand_run_folders_quickly(tmp_path: Path) -> None:
+def test_status_reads_a_thousand_run_folders(tmp_path: Path) -> None:
+    """Every folder of a large grid read and counted (its speed: benchmarks/bench_status.py)."""
     _fake_run_folders(tmp_path / "results", 1000)
-    start = time.perf_counter()
     rows = status.folder_rows(tmp_path / "results")
-    seconds = time.perf_counter() - start
     assert len(rows) == 1000
     assert {r.state for r in rows} == {"done", "interrupted"}
-    # The issue's bar is 1 s for the whole command; the reading alone must be well under it.
-    assert seconds < 1.0, f"{seconds:.2f} s for 1,000 run folders"
     summary = status.totals(rows)
     assert summary.states == {"done": 500, "interrupted": 500}
     assert summary.hours_spent == pytest.approx(1000 * 6.0 / 3600)

@@ -274,16 +274,13 @@ def test_status_ignores_torn_files(tmp_path):
     assert rf.run_status(folder).state == "interrupted"
 
 
-def test_status_of_1000_run_folders_under_a_second(tmp_path):
+def test_status_of_many_run_folders(tmp_path):
+    """(Its speed on 1,000 folders: benchmarks/bench_status.py.)"""
     folders = []
-    for i in range(1000):
+    for i in range(100):
         folders.append(write_run(tmp_path / f"r{i}", 5 if i % 10 else 2, done=bool(i % 10)))
-    start = time.perf_counter()
     states = [rf.run_status(f, {"lr": 0.1, "epochs": 5}).state for f in folders]
-    seconds = time.perf_counter() - start
-    assert states.count("done") == 900 and states.count("interrupted") == 100
-    print(f"run_status of 1,000 run folders: {seconds:.3f} s")
-    assert seconds < 1.0, f"{seconds:.2f} s"
+    assert states.count("done") == 90 and states.count("interrupted") == 10
 
 
 # ----------------------------------------------------------------------------- settings

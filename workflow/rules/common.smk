@@ -98,6 +98,27 @@ def train_ranks(wildcards) -> int:
     return commands.ranks(run_settings(wildcards))
 
 
+def job_threads(processes):
+    """A training job's threads: train_resources.cpus for each of its processes (the ranks of
+    a run, or the runs of a pack). `processes`: a number or a function of the wildcards."""
+    def threads(wildcards) -> int:
+        count = processes(wildcards) if callable(processes) else processes
+        return count * TRAIN_RESOURCES["cpus"]
+    return threads
+
+
+def trainer_threads(processes):
+    """`--threads` of each trainer process: the threads Snakemake gave the job (locally capped
+    by --cores, so N jobs never oversubscribe it) split over its processes, at least 1 (a pack
+    of k runs needs --cores >= k for that). On Slurm each task has its cpus_per_task."""
+    def threads_of(wildcards, threads) -> int:
+        if on_slurm():
+            return TRAIN_RESOURCES["cpus"]
+        count = processes(wildcards) if callable(processes) else processes
+        return max(1, threads // count)
+    return threads_of
+
+
 def train_nodes(wildcards) -> int:
     return commands.nodes(run_settings(wildcards))
 

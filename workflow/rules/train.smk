@@ -28,11 +28,13 @@ if not PACKED:
             model=f"{RUN_DIR}/model.pt",
         params:
             flags=train_flags,
-        # One local core per rank (1 for a 1-GPU run), so `--cores N --resources gpu=N` runs N
-        # 1-GPU jobs on N GPUs; Slurm allocates cpus_per_task per task and each rank uses that
-        # many threads. With runs_per_gpu k and gpu_sharing shard: k jobs per GPU (common.smk:
-        # train_gpu, train_gres).
-        threads: train_ranks
+            threads=trainer_threads(train_ranks),
+        # train_resources.cpus per rank, and the trainer uses exactly the job's threads (what
+        # Snakemake gave it, capped by --cores; split over its ranks): local jobs never add up
+        # to more threads than --cores (common.smk: trainer_threads). Slurm allocates
+        # cpus_per_task per task. With runs_per_gpu k and gpu_sharing shard: k jobs per GPU
+        # (common.smk: train_gpu, train_gres).
+        threads: job_threads(train_ranks)
         resources:
             gpu=train_gpu,
             nodes=if_several_ranks(train_nodes),
@@ -53,7 +55,7 @@ if not PACKED:
         # sdnet launch keeps every attempt's log: Snakemake deletes {log} before each attempt,
         # the run folder's train.log holds them all and is copied back into {log} first.
         shell:
-            "sdnet launch --threads {resources.cpus_per_task}"
+            "sdnet launch --threads {params.threads}"
             " --runs-per-gpu {resources.runs_per_gpu} {log:q} --"
             ' --data "$(dirname {input.meta:q})" --out "$(dirname {output.summary:q})"'
             " {params.flags} --on-mismatch restart"
@@ -73,14 +75,14 @@ for _pack in PACKS:
             commands.pack_outputs(_pack.runs, RUN_DIR),
         params:
             members=commands.pack_members(_pack.runs, DATA_DIR, RUN_DIR, TRAIN_LOG),
-        threads: _pack.size
+            threads=trainer_threads(_pack.size),  # per run: the pack's threads over its runs
+        threads: job_threads(_pack.size)
         resources:
             gpu=1,
             gpu_model=TRAIN_RESOURCES["gpu_model"],
             runtime=train_runtime,
             mem_mb=_pack.size * TRAIN_RESOURCES["mem_mb"],
             cpus_per_task=_pack.size * TRAIN_RESOURCES["cpus"],
-            cpus_per_run=TRAIN_RESOURCES["cpus"],
             runs_in_pack=_pack.size,
         retries: train_retries()
         log:
@@ -88,5 +90,5 @@ for _pack in PACKS:
         conda:
             "../envs/sdnet.yaml"
         shell:
-            "sdnet launch --threads {resources.cpus_per_run}"
+            "sdnet launch --threads {params.threads}"
             " --runs-per-gpu {resources.runs_in_pack} {params.members}"

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.io
 
 from sdnet.atomic import atomic_open
 from sdnet.data.registry import get_dataset
@@ -167,7 +166,11 @@ def write_zip(path: Path, members: Members, *, compress: bool = False) -> Path:
 
 
 def write_mat(path: Path, variables: dict[str, np.ndarray], compress: bool) -> Path:
-    """A MATLAB v5 file (scipy.io.savemat) with a fixed header text instead of the time."""
+    """A MATLAB v5 file (scipy.io.savemat) with a fixed header text instead of the time.
+    scipy is imported here, not at the top: the fakes of the other data sets (the CUDA tests'
+    CIFAR-10) must not need it."""
+    import scipy.io
+
     with atomic_open(path, "wb") as fh:
         scipy.io.savemat(fh, variables, format="5", do_compression=compress)
         fh.seek(0)

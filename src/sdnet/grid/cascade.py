@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sdnet import layout, networks, spec
+from sdnet import layout, networks
 from sdnet.grid.errors import ConfigError
 from sdnet.grid.sweeps import expand_variant, variants
+from sdnet.settings import default_augment
 
 
 class Network(NamedTuple):
@@ -62,7 +63,7 @@ def _settings(cfg: dict, expanded: dict[str, dict], dataset: str, net: Network,
         "seed": int(seed),
     }
     if settings.get("augment") is None:
-        settings["augment"] = spec.dataset_spec(dataset).augment
+        settings["augment"] = default_augment(dataset)
     return settings
 
 

@@ -10,7 +10,8 @@ Several runs per GPU (`train_resources.runs_per_gpu: k`, $SDNET_RUNS_PER_GPU): e
 slots, one lock file each (`gpu<i>.lock` is slot 0, the same file a one-run-per-GPU trainer
 locks, then `gpu<i>.slot<j>.lock`), so no GPU ever holds more than k trainers. Slots are handed
 out slot by slot across the GPUs (every GPU's first slot before any GPU's second), which spreads
-the trainers over the GPUs.
+the trainers over the GPUs. A run on several GPUs takes every slot of each of its GPUs (up to
+MAX_SLOTS, the most runs per GPU there can be), so no one-GPU trainer joins a GPU it uses.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdnet import console
@@ -29,6 +30,7 @@ from sdnet.errors import SdnetError
 RUNS_PER_GPU_ENV = "SDNET_RUNS_PER_GPU"  # k trainers share one GPU (set by the workflow)
 
 DEFAULT_LOCK_DIR = Path("/tmp/sdnet-gpu-locks")
+MAX_SLOTS = 8  # runs per GPU at most (sdnet.train.accounting.runs_per_gpu's bound)
 
 
 @dataclass
@@ -39,12 +41,16 @@ class GpuLock:
     path: Path
     fd: int
     slot: int = 0
+    others: list[GpuLock] = field(default_factory=list)  # the GPU's other slots (whole GPU)
 
     def release(self) -> None:
         """Give the GPU back (closing the descriptor drops the flock)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        for other in self.others:
+            other.release()
+        self.others = []
 
 
 def lock_dir() -> Path:
@@ -138,13 +144,29 @@ def acquire_gpu(
 # ----------------------------------------------------------------------------- several GPUs
 
 
+def try_lock_whole_gpu(index: int, folder: Path | None = None) -> GpuLock | None:
+    """Every slot of GPU `index` (slot 0's lock, holding the others), or None when any slot is
+    held: a run on several GPUs shares none of them with a one-GPU trainer."""
+    first = try_lock_gpu(index, folder, 0)
+    if first is None:
+        return None
+    for slot in range(1, MAX_SLOTS):
+        other = try_lock_gpu(index, folder, slot)
+        if other is None:
+            first.release()
+            return None
+        first.others.append(other)
+    return first
+
+
 def try_acquire_gpus(count: int, num_gpus: int, folder: Path | None = None
                      ) -> list[GpuLock] | None:
-    """Lock `count` free GPUs among `num_gpus`, lowest indices first, all or none: when fewer are
-    free, the ones taken are given back at once (no job holds some while waiting for more)."""
+    """Lock `count` free GPUs among `num_gpus` (every slot of each), lowest indices first, all
+    or none: when fewer are free, the ones taken are given back at once (no job holds some
+    while waiting for more)."""
     held: list[GpuLock] = []
     for index in range(num_gpus):
-        lock = try_lock_gpu(index, folder)
+        lock = try_lock_whole_gpu(index, folder)
         if lock is not None:
             held.append(lock)
             if len(held) == count:

@@ -10,8 +10,8 @@ sharing one GPU (`sdnet.jobs.sharing`). For each run it
   the log Snakemake shows (and `show-failed-logs` prints) holds every attempt,
 - starts the trainer (`python -m sdnet train ...`) with `--threads` threads (OMP_NUM_THREADS,
   MKL_NUM_THREADS, ...: Snakemake sets them to the whole job's threads) and
-  `$SDNET_RUNS_PER_GPU` set, forwards SIGTERM/SIGINT to every trainer (Slurm's `scancel`, a
-  walltime, Ctrl-C) and waits for all of them.
+  `$SDNET_RUNS_PER_GPU` set, under `sdnet.jobs.supervisor` (signals forwarded, one exit-code
+  policy), and waits for all of them: the runs are independent, one failing stops no other.
 
 Each trainer resumes on its own from its checkpoint on the next attempt. The exit status is 0
 when every run finished, else the first failing run's (one line on stderr names it).
@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 from sdnet.errors import SdnetError
+from sdnet.jobs import ranks
 from sdnet.jobs.gpus import RUNS_PER_GPU_ENV
+from sdnet.jobs.supervisor import Child, Supervisor
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -90,24 +88,7 @@ def _header(attempt: int, runs: int) -> str:
     return f"=== attempt {attempt}: {when} on {where}{gpu_text}{shared} ===\n"
 
 
-class _Tee(threading.Thread):
-    """Copy a trainer's output to its job log and its run folder's history as it comes."""
-
-    def __init__(self, source: IO[bytes], sinks: list[IO[bytes]]) -> None:
-        super().__init__(daemon=True)
-        self.source, self.sinks = source, sinks
-
-    def run(self) -> None:
-        for chunk in iter(lambda: self.source.read1(65536), b""):
-            for sink in self.sinks:
-                try:
-                    sink.write(chunk)
-                    sink.flush()
-                except OSError:
-                    pass
-
-
-def _open_logs(member: Member, runs: int) -> tuple[IO[bytes], IO[bytes]]:
+def _open_logs(member: Member, runs: int) -> list[IO[bytes]]:
     """The run's history (appended) and its job log (the history so far, then this attempt)."""
     history_path = member.out / HISTORY
     history_path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +104,7 @@ def _open_logs(member: Member, runs: int) -> tuple[IO[bytes], IO[bytes]]:
     history.write(header)
     log.flush()
     history.flush()
-    return history, log
+    return [history, log]
 
 
 def launch(members: Sequence[Member], *, threads: int | None = None,
@@ -134,43 +115,48 @@ def launch(members: Sequence[Member], *, threads: int | None = None,
         env.update({name: str(threads) for name in THREAD_VARIABLES})
     if runs_per_gpu:
         env[RUNS_PER_GPU_ENV] = str(runs_per_gpu)
-    procs: list[tuple[Member, subprocess.Popen, list[IO[bytes]], _Tee]] = []
-    caught: list[int] = []
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
-        for _, proc, _, _ in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if len(members) == 1 and _on_ranks(members[0]):  # started here: one process less
+        return _launch_ranks(members[0], env)
+    logs = [_open_logs(member, len(members)) for member in members]
+    children = [Child(str(member.out), [python, "-m", "sdnet", "train", *member.args], env,
+                      files) for member, files in zip(members, logs)]
+    supervisor = Supervisor(children, stop_all_on_failure=False)  # the runs are independent
     try:
-        for member in members:
-            if caught:  # stopped while starting: start no more
-                break
-            files = list(_open_logs(member, len(members)))
-            # In a session of its own, so that a signal to the job's process group (Ctrl-C)
-            # reaches each trainer once, through `forward`.
-            proc = subprocess.Popen([python, "-m", "sdnet", "train", *member.args], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-            tee = _Tee(proc.stdout, files)
-            tee.start()
-            procs.append((member, proc, files, tee))
-        codes = []
-        for member, proc, files, tee in procs:
-            codes.append(proc.wait())
-            tee.join()
-            for handle in files:
-                handle.close()
+        status = supervisor.run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    codes = [128 - code if code < 0 else code for code in codes]  # -N: killed by signal N
-    failed = [(m, c) for (m, *_), c in zip(procs, codes) if c != 0]
-    for member, code in failed:
-        print(f"sdnet launch: {member.out} stopped with exit status {code}; see {member.log}",
-              file=sys.stderr, flush=True)
-    if caught:
-        return 128 + caught[0]
-    return failed[0][1] if failed else 0
+        for handle in (handle for files in logs for handle in files):
+            handle.close()
+    for member, child in zip(members, children):
+        if child.code:
+            print(f"sdnet launch: {member.out} stopped with exit status {child.code}; see "
+                  f"{member.log}", file=sys.stderr, flush=True)
+    return status
+
+
+def _on_ranks(member: Member) -> bool:
+    """Whether the member's `sdnet train` arguments ask for ranks (`--nproc`, `--nodes`)."""
+    return any(arg.startswith(("--nproc", "--nodes")) for arg in member.args)
+
+
+def _launch_ranks(member: Member, env: dict[str, str]) -> int:
+    """The ranks of one run, started by this process (not by a `sdnet train --nproc` child:
+    a Slurm job is Snakemake -> sdnet launch -> srun -> ranks), their output in the logs."""
+    logs = _open_logs(member, 1)
+    saved = dict(os.environ)
+    os.environ.update(env)  # the threads and GPU share the ranks inherit
+    try:
+        config, nproc, nodes = ranks.parse_train_arguments(member.args)
+        status = ranks.launch(config, nproc, nodes, logs)
+    except SdnetError as err:  # as `sdnet train` would say it, in the run's logs too
+        for handle in logs:
+            handle.write(f"sdnet: error: {err}\n".encode())
+        status = 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for handle in logs:
+            handle.close()
+    if status:
+        print(f"sdnet launch: {member.out} stopped with exit status {status}; see "
+              f"{member.log}", file=sys.stderr, flush=True)
+    return status

@@ -9,9 +9,9 @@ Where the ranks start:
   and no CUDA_VISIBLE_DEVICES they get N GPUs that no other `sdnet train` holds, all at once or
   none (`sdnet.jobs.gpus.acquire_gpus`), and each rank uses the GPU of its local rank.
 
-The local launcher polls its ranks; when one exits with an error or is killed, it stops the
-others (SIGTERM, then SIGKILL after `GRACE_SECONDS`) and exits non-zero, so no rank is left waiting
-in a collective. A rank also dies with its launcher (PR_SET_PDEATHSIG), so killing the launcher
+The ranks run under `sdnet.jobs.supervisor`: when one exits with an error or is killed, the others
+are stopped (SIGTERM, then SIGKILL after a grace period) and the launcher exits non-zero, so no
+rank is left waiting in a collective. A rank also dies with its launcher (PR_SET_PDEATHSIG), so killing the launcher
 (Snakemake cancelling the job) cannot leave ranks training alone. Each rank gets torchrun's
 variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, ...) and the run's settings as JSON in
 SDNET_TRAIN_CONFIG; its entry point is `python -m sdnet.train.worker`.
@@ -19,29 +19,56 @@ SDNET_TRAIN_CONFIG; its entry point is `python -m sdnet.train.worker`.
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import dataclasses
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from sdnet import console
 from sdnet.distributed import world as worlds
 from sdnet.errors import SdnetError
 from sdnet.jobs import gpus
-from sdnet.settings import TrainConfig, check_config
+from sdnet.jobs.supervisor import STATED, Child, Supervisor
+from sdnet.settings import (
+    TrainConfig,
+    add_train_arguments,
+    check_config,
+    from_arguments,
+    int_at_least,
+)
 
 CONFIG_ENV = "SDNET_TRAIN_CONFIG"
 PARENT_ENV = "SDNET_LAUNCHER_PID"
-POLL_SECONDS = 0.2
-GRACE_SECONDS = 10.0
+
+
+def add_rank_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--nproc` and `--nodes` of `sdnet train` (and of a run `sdnet launch` starts)."""
+    parser.add_argument("--nproc", type=int_at_least(1), default=1, metavar="N",
+                        help="ranks of this one run (data parallel, one GPU each, or CPU ranks): "
+                        "started here, or through srun inside a Slurm allocation")
+    parser.add_argument("--nodes", type=int_at_least(1), default=1, metavar="M",
+                        help="nodes the --nproc ranks span (inside a Slurm allocation only)")
+
+
+def parse_train_arguments(args: Sequence[str]) -> tuple[TrainConfig, int, int]:
+    """`sdnet train` arguments -> (settings, ranks, nodes), for a launcher that starts the
+    ranks itself instead of a `sdnet train` process that would only start them."""
+    parser = argparse.ArgumentParser(prog="sdnet train", add_help=False)
+    add_train_arguments(parser)
+    add_rank_arguments(parser)
+
+    def one_line_error(message: str) -> None:
+        raise SdnetError(f"sdnet train: {message}")
+
+    parser.error = one_line_error  # type: ignore[method-assign]
+    parsed = parser.parse_args(list(args))
+    return from_arguments(parsed), parsed.nproc, parsed.nodes
 
 
 def config_to_env(config: TrainConfig) -> str:
@@ -94,18 +121,20 @@ def _check(config: TrainConfig, nproc: int, nodes: int) -> TrainConfig:
     return config
 
 
-def launch(config: TrainConfig, nproc: int, nodes: int = 1) -> int:
-    """Train `config` on `nproc` ranks over `nodes` nodes; the exit status of the run."""
+def launch(config: TrainConfig, nproc: int, nodes: int = 1, logs: Sequence[IO[bytes]] = ()
+           ) -> int:
+    """Train `config` on `nproc` ranks over `nodes` nodes; the exit status of the run. `logs`:
+    files the ranks' output is copied to (`sdnet launch`'s), else the terminal."""
     config = _check(config, nproc, nodes)
     if in_slurm_allocation():
-        return _srun(config, nproc, nodes)
+        return _srun(config, nproc, nodes, logs)
     if nodes > 1:
         raise SdnetError(f"--nodes {nodes} needs a Slurm allocation (sbatch or salloc): the "
                          "ranks of other nodes start through srun; on one machine leave it out")
     env = dict(os.environ)
     held = _local_gpus(config, nproc, env)
     try:
-        return _run_local(config, nproc, env)
+        return _run_local(config, nproc, env, logs)
     finally:
         for lock in held:
             lock.release()
@@ -121,7 +150,7 @@ def srun_command(nproc: int, nodes: int, cpus_per_task: int) -> list[str]:
             "--export=ALL", sys.executable, "-m", "sdnet.train.worker"]
 
 
-def _srun(config: TrainConfig, nproc: int, nodes: int) -> int:
+def _srun(config: TrainConfig, nproc: int, nodes: int, logs: Sequence[IO[bytes]]) -> int:
     threads = os.environ.get("OMP_NUM_THREADS", "")
     cpus = int(threads) if threads.isdigit() and int(threads) > 0 else 1
     command = srun_command(nproc, nodes, cpus)
@@ -129,12 +158,11 @@ def _srun(config: TrainConfig, nproc: int, nodes: int) -> int:
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", PARENT_ENV):
         env.pop(name, None)
     console.log(f"sdnet: starting {nproc} ranks on {nodes} node(s): {' '.join(command[:7])} ...")
-    proc = subprocess.Popen(command, env=env)
-    with _forwarding([proc]):
-        rc = proc.wait()
-    if rc != 0 and rc != 2:
+    step = Child("job step", command, env, logs)
+    rc = Supervisor([step], stop_all_on_failure=True).run()
+    if rc not in (0, STATED):
         console.log(f"sdnet: error: the job step of {nproc} ranks failed (srun exit status {rc})")
-    return 2 if rc == 2 else (1 if rc else 0)
+    return _run_status(rc)
 
 
 # ----------------------------------------------------------------------------- one machine
@@ -191,75 +219,30 @@ def rank_env(base: Mapping[str, str], rank: int, nproc: int, port: int,
     return env
 
 
-def _run_local(config: TrainConfig, nproc: int, env: dict[str, str]) -> int:
+def _run_local(config: TrainConfig, nproc: int, env: dict[str, str],
+               logs: Sequence[IO[bytes]]) -> int:
     port, config_json = free_port(), config_to_env(config)
     command = [sys.executable, "-m", "sdnet.train.worker"]
-    procs: list[subprocess.Popen] = []
-    try:
-        for rank in range(nproc):
-            procs.append(subprocess.Popen(command, env=rank_env(env, rank, nproc, port,
-                                                                 config_json)))
-        with _forwarding(procs):
-            return _watch(procs)
-    finally:
-        _stop(procs)
+    children = [Child(f"rank {rank}", command, rank_env(env, rank, nproc, port, config_json),
+                      logs) for rank in range(nproc)]
+    supervisor = Supervisor(children, stop_all_on_failure=True)  # one run: all or none
+    status = supervisor.run()
+    first = supervisor.first_failed
+    if first is not None and first.code != STATED:  # 2: the rank printed its own line
+        console.log(f"sdnet: error: {first.name} (PID {first.proc.pid}) {_how(first.code)}; "
+                    f"stopped the other {nproc - 1} rank(s)")
+    return _run_status(status)
 
 
-def _watch(procs: list[subprocess.Popen]) -> int:
-    """Wait for every rank; at the first failure stop the others and say which rank failed."""
-    while True:
-        codes = [proc.poll() for proc in procs]
-        failed = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0)]
-        if failed:
-            rank, code = failed[0]
-            others = [proc for proc in procs if proc.poll() is None]
-            _stop(others)
-            if code != 2:  # 2: the rank printed its own `sdnet: error:` line
-                what = (f"was killed by {signal.Signals(-code).name}" if code < 0
-                        else f"exited with status {code}")
-                console.log(f"sdnet: error: rank {rank} (PID {procs[rank].pid}) {what}; "
-                            f"stopped the other {len(procs) - 1} rank(s)")
-            return 2 if code == 2 else 1
-        if all(code == 0 for code in codes):
-            return 0
-        time.sleep(POLL_SECONDS)
+def _how(code: int) -> str:
+    return (f"was killed by {signal.Signals(code - 128).name}" if code > 128
+            else f"exited with status {code}")
 
 
-def _stop(procs: list[subprocess.Popen], grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM, then SIGKILL whatever still lives after `grace` seconds."""
-    live = [proc for proc in procs if proc.poll() is None]
-    for proc in live:
-        proc.terminate()
-    deadline = time.monotonic() + grace
-    for proc in live:
-        try:
-            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextlib.contextmanager
-def _forwarding(procs: list[subprocess.Popen]) -> Iterator[None]:
-    """While the ranks run, SIGTERM/SIGINT/SIGHUP to the launcher go to them too (a Slurm
-    scancel, Snakemake's Ctrl-C); they stop, and `_watch` returns their failure."""
-
-    def forward(signum: int, frame: Any) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    saved: dict[int, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        try:
-            saved[sig] = signal.signal(sig, forward)
-        except ValueError:  # not the main thread: leave the handlers alone
-            pass
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+def _run_status(status: int) -> int:
+    """A run's status, whoever started its ranks: 2 when a rank said what went wrong (as
+    `sdnet train` does), 1 for any other failure."""
+    return status if status in (0, STATED) else 1
 
 
 def die_with_parent(env: Mapping[str, str] | None = None) -> None:

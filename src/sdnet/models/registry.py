@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from sdnet import networks, spec
+from sdnet import networks
 from sdnet.errors import SdnetError
 from sdnet.models.gate import GatedNetwork
 from sdnet.networks import SpecError
@@ -49,7 +49,6 @@ def build_model(
     Every bad setting is one SpecError line (an unknown family lists the registered ones, a depth
     the family lacks states its rule)."""
     name = networks.resolve_arch(depth, arch)
-    spec.check_survival(survival, p_last)
     if shortcut not in networks.SHORTCUTS:
         raise SpecError(f"unknown shortcut {shortcut!r}; choose one of "
                         f"{', '.join(networks.SHORTCUTS)}")

@@ -12,6 +12,12 @@ of up to an epoch's steps (and evaluation passes) until the budget is spent, at 
 median round counts, so a passing load spike on a shared machine does not. The epoch's
 checkpoint write is timed too.
 
+With `copies` > 1 the grid's runs will train side by side (k per GPU, or `--cores` / `cpus`
+trainers on a CPU): so many copies of the calibration run at once, in processes of their own
+that start measuring together (a barrier), and the median copy's figures count; each trainer's
+epoch is slower than alone (shared memory bandwidth, caches, the GPU's queue), and the estimate
+must see that.
+
 The projection per epoch: training steps x step time + evaluated images x time per image +
 checkpoint write. Each measurement is kept in a cache keyed by the device and every setting
 that changes speed (`sdnet.ops.estimate` owns the cache).
@@ -21,9 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,27 +74,65 @@ def _loader(count: int, image_size: int, classes: int, batch: int, device: torch
 
 def calibrate(settings: dict, *, device: str, train_images: int, eval_images: int,
               image_size: int = 32, num_classes: int = 10, threads: int | None = None,
-              budget_seconds: float = 4.0) -> Calibration:
+              budget_seconds: float = 4.0, copies: int = 1,
+              ready: Callable[[], Any] | None = None) -> Calibration:
     """Time the run's training step and evaluation pass on `device` for about `budget_seconds`
-    each (at least MIN_STEPS steps, never more than an epoch's)."""
+    each (at least MIN_STEPS steps, never more than an epoch's); `copies` > 1: that many side
+    by side (see the module doc). `ready()` runs once the model is built, before any timing."""
+    if copies > 1:
+        return _side_by_side(copies, {
+            "settings": settings, "device": device, "train_images": train_images,
+            "eval_images": eval_images, "image_size": image_size, "num_classes": num_classes,
+            "threads": threads, "budget_seconds": budget_seconds})
     config = _config(settings, device)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
         return _measure(config, train_images, eval_images, image_size, num_classes,
-                        budget_seconds)
+                        budget_seconds, ready)
     finally:
         torch.set_num_threads(before)
 
 
+_START: Any = None  # the side-by-side copies' barrier, in each copy's process
+
+
+def _join(barrier: Any) -> None:
+    global _START
+    _START = barrier
+
+
+def _one_copy(kwargs: dict) -> dict:
+    settings = kwargs.pop("settings")
+    return calibrate(settings, **kwargs, ready=lambda: _START.wait(timeout=600)).as_dict()
+
+
+def _side_by_side(copies: int, kwargs: dict) -> Calibration:
+    """`copies` calibrations at once, each in a process of its own (as the grid's trainers
+    run); the median of each figure."""
+    context = multiprocessing.get_context("spawn")  # no forked torch or CUDA state
+    barrier = context.Barrier(copies)
+    with ProcessPoolExecutor(copies, mp_context=context, initializer=_join,
+                             initargs=(barrier,)) as pool:
+        results = [future.result() for future in
+                   [pool.submit(_one_copy, dict(kwargs)) for _ in range(copies)]]
+    figures = {f.name: statistics.median(r[f.name] for r in results)
+               for f in dataclasses.fields(Calibration)}
+    figures["steps_timed"] = int(sum(r["steps_timed"] for r in results))
+    return Calibration(**figures)
+
+
 def _measure(config: TrainConfig, train_images: int, eval_images: int, image_size: int,
-             num_classes: int, budget_seconds: float) -> Calibration:
+             num_classes: int, budget_seconds: float,
+             ready: Callable[[], Any] | None = None) -> Calibration:
     torch_device = resolve_device(config.device)
     setup_device(torch_device)
     rng = np.random.default_rng(0)
     model = trainer.build_model(config, torch_device, num_classes)
     optimizer, _ = trainer.build_optimizer(model, config)
+    if ready is not None:
+        ready()
     model.gate.set_epoch(config.epochs // 2, config.epochs)  # epoch-linear: its mean survival
     batch = config.batch_size
 

@@ -12,6 +12,13 @@ output says which:
   device at the run's real sizes (`sdnet.ops.calibrate`), cached per device and speed settings in
   `$SDNET_CACHE_DIR/calibration.json` (default `~/.cache/sdnet/`), so a second call is instant.
 
+Runs that share a device are estimated as they will train: the calibration runs as many
+copies side by side as the grid will (`concurrency`: `runs_per_gpu` per GPU; on a CPU
+`--cores` / `train_resources.cpus` trainers, default the machine's CPUs), and a trainer's
+device-hours are its wall time times its part of the device (`share`: 1/k of a GPU; its
+threads over the machine's CPUs), which is what its accounting.json will count
+(`sdnet.train.accounting.device_share`): a device shared by several runs is counted once.
+
 The planning half here is torch-free; torch is imported only to calibrate or to find out what
 `--device auto`/`cuda` is.
 """
@@ -72,6 +79,7 @@ class Line:
     source: str | None = None  # "measured" | "calibration"
     note: str = ""
     startup_seconds: float = 0.0  # once per run (calibration's warm-up)
+    share: float = 1.0  # of the device per trainer (calibration; measured figures include it)
 
     @property
     def epoch_seconds(self) -> float | None:
@@ -82,15 +90,16 @@ class Line:
 
     @property
     def device_hours(self) -> float:
-        return len(self.runs) * self.epochs * (self.epoch_seconds or 0.0) / 3600.0
+        return len(self.runs) * self.run_hours * self.share
 
     @property
     def run_hours(self) -> float:
-        return self.device_hours / len(self.runs) if self.runs else 0.0
+        """One run's wall time."""
+        return self.epochs * (self.epoch_seconds or 0.0) / 3600.0
 
     def as_json(self) -> dict:
-        return {"dataset": self.dataset, "depth": self.depth, "variant": self.variant,
-                "runs": len(self.runs), "epochs": self.epochs,
+        return {"dataset": self.dataset, "network": self.network, "depth": self.depth,
+                "variant": self.variant, "runs": len(self.runs), "epochs": self.epochs,
                 "seconds_per_epoch": self.epoch_seconds, "source": self.source,
                 "device_hours": self.device_hours}
 
@@ -104,14 +113,17 @@ class Estimate:
     cached: int = 0
     cache: Path | None = None
     measured_devices: set[str] = field(default_factory=set)
+    concurrency: int = 1  # trainers side by side on one device (the calibration's copies)
+    share: float = 1.0  # of the device per calibrated trainer
+    cores: int | None = None  # CPU: the local --cores the concurrency assumes
 
     @property
     def device_hours(self) -> float:
         return sum(line.device_hours for line in self.lines)
 
     def wall_hours(self, devices: int) -> float:
-        """Wall time on `devices` devices, one run each, longest runs first (LPT schedule)."""
-        loads = [0.0] * max(1, devices)
+        """Wall time on `devices` devices, `concurrency` runs each, longest runs first (LPT)."""
+        loads = [0.0] * max(1, devices * self.concurrency)
         for hours in sorted((line.run_hours for line in self.lines for _ in line.runs),
                             reverse=True):
             heapq.heapreplace(loads, loads[0] + hours)
@@ -219,11 +231,15 @@ def _version(package: str) -> str | None:
         return None
 
 
-def cache_key(settings: dict, sizes: Sizes, device: str, threads: int | None) -> str:
-    """Everything that changes a calibration: device, threads, versions, speed settings."""
+def cache_key(settings: dict, sizes: Sizes, device: str, threads: int | None,
+              copies: int = 1) -> str:
+    """Everything that changes a calibration: device, threads, trainers side by side,
+    versions, speed settings."""
     key = {name: settings.get(name) for name in SPEED_SETTINGS}
     if settings.get("survival") == "epoch-linear":
         key["epochs"] = settings.get("epochs")  # its mean survival depends on the schedule
+    if copies > 1:  # (absent for one: the keys of earlier calibrations stay valid)
+        key["copies"] = copies
     key.update(device=device, threads=threads, image_size=sizes.image_size,
                num_classes=sizes.num_classes, torch=_version("torch"), sdnet=sdnet.__version__,
                format=CACHE_VERSION)
@@ -257,17 +273,36 @@ def resolve(device: str) -> tuple[str, str, str]:
 Calibrator = Callable[..., Any]
 
 
+def side_by_side(kind: str, runs: int, threads: int, runs_per_gpu: int,
+                 cores: int | None) -> tuple[int, float]:
+    """(trainers side by side on one device, each one's share of it) as the grid will train:
+    on a GPU `runs_per_gpu` (its slots, sdnet.jobs.gpus) holding 1/k each; on the CPU as many as
+    `cores` (Snakemake's --cores; default the machine's CPUs) fit at `threads` each (the
+    workflow caps a job's threads by --cores), each holding threads / CPUs of the machine."""
+    if kind == "cuda":
+        return max(1, min(runs_per_gpu, runs)), 1.0 / max(1, runs_per_gpu)
+    cores = cores or accounting.available_cpus()
+    copies = max(1, min(cores // max(1, threads), runs))
+    return copies, accounting.device_share("cpu", threads=min(threads, cores))
+
+
 def estimate(configfiles: Sequence[str | Path], *, device: str | None = None,
              threads: int | None = None, calibrator: Calibrator | None = None,
-             budget_seconds: float = 4.0) -> Estimate:
-    """Seconds per epoch and device-hours for every line of the grid (see the module doc)."""
+             budget_seconds: float = 4.0, cores: int | None = None) -> Estimate:
+    """Seconds per epoch and device-hours for every line of the grid (see the module doc).
+    `cores`: the --cores the grid will run with locally (default: this machine's CPUs)."""
     cfg = grid.load_config(configfiles)
     results = Path(cfg["results_dir"])
     device = device or str(cfg["train"].get("device") or "auto")
     threads = threads or int(cfg["train_resources"].get("cpus") or 1)
     where, kind, label = resolve(device)
     lines = lines_of(cfg)
-    result = Estimate(lines, label, threads, cache=cache_dir() / CACHE_FILE)
+    copies, share = side_by_side(kind, sum(len(line.runs) for line in lines), threads,
+                                 int(cfg["train_resources"].get("runs_per_gpu") or 1), cores)
+    if kind == "cpu":
+        threads = min(threads, cores or accounting.available_cpus())  # as the workflow caps
+    result = Estimate(lines, label, threads, cache=cache_dir() / CACHE_FILE,
+                      concurrency=copies, share=share, cores=cores if kind == "cpu" else None)
     cache = _read_cache(result.cache)
     sizes: dict[str, Sizes] = {}
     for line in lines:
@@ -284,20 +319,22 @@ def estimate(configfiles: Sequence[str | Path], *, device: str | None = None,
         settings = line.runs[0].settings
         limit = settings.get("limit_train")
         train_images = min(size.train, int(limit)) if limit else size.train
-        key = cache_key(settings, size, label, threads)
+        key = cache_key(settings, size, label, threads, copies)
         if isinstance(cache.get(key), dict):
             calibration = Calibration.from_dict(cache[key])
             result.cached += 1
         else:
             calibration = _calibrate(calibrator, settings, where, train_images, size, threads,
-                                     budget_seconds, line)
+                                     budget_seconds, line, copies)
             cache[key] = {**calibration.as_dict(), "device": label, "threads": threads,
+                          "copies": copies,
                           "network": line.network, "variant": line.variant,
                           "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             result.calibrated += 1
         line.seconds_per_epoch = calibration.epoch_seconds(
             train_images, size.val + size.test, int(settings["batch_size"]), kind)
         line.startup_seconds = calibration.warmup_seconds
+        line.share = share
         line.source = "calibration"
         line.note = f"{train_images} + {size.val + size.test} images ({size.source})"
     if result.calibrated:
@@ -310,13 +347,17 @@ def estimate(configfiles: Sequence[str | Path], *, device: str | None = None,
 
 
 def _calibrate(calibrator: Calibrator | None, settings: dict, device: str, train_images: int,
-               size: Sizes, threads: int | None, budget: float, line: Line) -> Any:
+               size: Sizes, threads: int | None, budget: float, line: Line,
+               copies: int = 1) -> Any:
     if calibrator is None:
         from sdnet.ops.calibrate import calibrate as calibrator
-    log(f"sdnet: calibrating {line.dataset} {line.network} {line.variant} on {device} ...")
+    together = f" ({copies} side by side)" if copies > 1 else ""
+    log(f"sdnet: calibrating {line.dataset} {line.network} {line.variant} on {device}"
+        f"{together} ...")
     return calibrator(settings, device=device, train_images=train_images,
                       eval_images=size.val + size.test, image_size=size.image_size,
-                      num_classes=size.num_classes, threads=threads, budget_seconds=budget)
+                      num_classes=size.num_classes, threads=threads, budget_seconds=budget,
+                      copies=copies)
 
 
 # ----------------------------------------------------------------------------- output
@@ -344,8 +385,9 @@ def render(result: Estimate, gpus: int | None = None) -> str:
     runs = sum(len(line.runs) for line in result.lines)
     lines.append(f"total: {runs} runs, {_hours(result.device_hours)} device-hours")
     if gpus:
+        per = "one run" if result.concurrency == 1 else f"{result.concurrency} runs"
         lines.append(f"on {gpus} device{'s' if gpus > 1 else ''}: about "
-                     f"{_duration(result.wall_hours(gpus))} wall time (one run per device at a "
+                     f"{_duration(result.wall_hours(gpus))} wall time ({per} per device at a "
                      "time, longest first)")
     calibrated = [line for line in result.lines if line.source == "calibration"]
     if calibrated:
@@ -353,17 +395,23 @@ def render(result: Estimate, gpus: int | None = None) -> str:
                      f"{'s' if result.threads != 1 else ''} ({result.calibrated} measured now, "
                      f"{result.cached} from {result.cache}); per epoch: "
                      f"{calibrated[0].note}" + (" ..." if len(calibrated) > 1 else ""))
+        if result.concurrency > 1 or result.share < 1:
+            cores = f" (--cores {result.cores})" if result.cores else ""
+            lines.append(f"side by side: {result.concurrency} trainer"
+                         f"{'s' if result.concurrency != 1 else ''} per device{cores}, "
+                         f"calibrated together; each counts {result.share:.3g} of the device")
     if result.measured_devices:
         lines.append("measured: device-seconds per epoch of this grid's runs that have trained "
                      f"(on {', '.join(sorted(result.measured_devices))})")
-    lines.append("device-hours: wall time of training and evaluation times devices, one run "
-                 "per device (sdnet status counts the same)")
+    lines.append("device-hours: wall time of training and evaluation times the part of the "
+                 "device each run holds (sdnet status counts the same)")
     return "\n".join(lines)
 
 
 def as_json(result: Estimate, gpus: int | None = None) -> str:
     """A list: one object per (data set, network, variant), then {"total": true, ...}."""
-    total: dict[str, Any] = {"total": True, "device_hours": result.device_hours}
+    total: dict[str, Any] = {"total": True, "device_hours": result.device_hours,
+                             "concurrency": result.concurrency, "share": result.share}
     if gpus:
         total.update(gpus=gpus, wall_hours=result.wall_hours(gpus))
     return json.dumps([*(line.as_json() for line in result.lines), total], indent=2)

@@ -30,7 +30,7 @@ import pandas as pd
 from sdnet import networks, spec
 from sdnet.atomic import atomic_open
 from sdnet.errors import SdnetError
-from sdnet.report.names import default_augment
+from sdnet.settings import default_augment
 from sdnet.spec import GRADIENT_COLUMNS, METRICS_COLUMNS
 from sdnet.train import runfolder
 

@@ -17,6 +17,7 @@ import pandas as pd
 from sdnet import networks, spec
 from sdnet.data.registry import dataset_names, get_dataset
 from sdnet.errors import SdnetError
+from sdnet.settings import default_augment
 
 SURVIVAL_NAMES = {"none": "constant depth", "linear": "linear decay",
                   "uniform": "uniform", "epoch-linear": "decay over epochs"}
@@ -63,14 +64,6 @@ def dataset_name(dataset: str) -> str:
         return get_dataset(dataset).title
     except SdnetError:
         return dataset
-
-
-def default_augment(dataset: str) -> bool:
-    """Whether sdnet trains this data set with augmentation unless told otherwise."""
-    try:
-        return get_dataset(dataset).augment
-    except SdnetError:
-        return True
 
 
 def network_name(depth: int, arch: str | None = None) -> str:

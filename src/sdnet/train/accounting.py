@@ -4,10 +4,11 @@ A grid is paid for in device-hours, and a run of a grid is trained in several at
 walltime, a `scancel`, a Ctrl-C, a resume by hand). Each attempt adds its own record to the run
 folder's `accounting.json`; nothing is ever reset by a resume. An attempt's device-seconds are the
 wall time of its epoch loop (training, evaluation and the checkpoint, from the first epoch it
-starts to the last moment it was seen) times the devices it held: 1 for a trainer alone on a GPU
-or on the CPU, 1/k for a trainer sharing a GPU with k - 1 others (`train_resources.runs_per_gpu`,
-passed to the trainer as $SDNET_RUNS_PER_GPU), since k trainers together hold one GPU for that
-time. An attempt killed hard loses at most `WRITE_SECONDS` of its count: the record is rewritten
+starts to the last moment it was seen) times the devices it held: 1 for a trainer alone on a GPU,
+1/k for a trainer sharing a GPU with k - 1 others (`train_resources.runs_per_gpu`, passed to the
+trainer as $SDNET_RUNS_PER_GPU), since k trainers together hold one GPU for that time; on the
+CPU its threads over the CPUs it may run on, so two one-thread trainers side by side on two
+cores count the machine once, not twice (a Slurm job's CPUs are its allocation: 1 there). An attempt killed hard loses at most `WRITE_SECONDS` of its count: the record is rewritten
 (atomically) after every epoch and at least once a minute while a step runs.
 
 Records of another settings fingerprint (the run folder was started over with other settings)
@@ -61,9 +62,23 @@ def runs_per_gpu(env: Mapping[str, str] | None = None) -> int:
     return value
 
 
-def device_share(kind: str, env: Mapping[str, str] | None = None) -> float:
-    """The part of a device one trainer holds: 1/k on a GPU shared by k trainers, else 1."""
-    return 1.0 / runs_per_gpu(env) if kind == "cuda" else 1.0
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a Slurm job's allocation, else all)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def device_share(kind: str, env: Mapping[str, str] | None = None, *,
+                 threads: int | None = None, cpus: int | None = None) -> float:
+    """The part of a device one trainer holds: 1/k on a GPU shared by k trainers; on the CPU
+    `threads` over `cpus` (default: available_cpus()), at most 1; 1 when threads is unknown."""
+    if kind == "cuda":
+        return 1.0 / runs_per_gpu(env)
+    if kind != "cpu" or not threads:
+        return 1.0
+    return min(1.0, int(threads) / max(1, cpus or available_cpus()))
 
 
 def cpu_model() -> str:
@@ -140,14 +155,14 @@ class Ledger:
 
     def __init__(self, folder: str | os.PathLike, fingerprint: str, kind: str, name: str, *,
                  start_epoch: int = 0, devices: int = 1, share: float | None = None,
-                 writes: bool = True, clock: Callable[[], float] = time.monotonic,
+                 threads: int | None = None, writes: bool = True, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.path = Path(folder) / ACCOUNTING
         self.writes = writes  # False on the ranks other than 0 of a run of several
         self.clock, self.wall_clock = clock, wall_clock
         self.kind, self.name = kind, name
         self.label = device_label(kind, name)
-        self.share = device_share(kind) if share is None else float(share)
+        self.share = device_share(kind, threads=threads) if share is None else float(share)
         self.devices = int(devices)
         previous = self._previous()
         self.fingerprint = fingerprint

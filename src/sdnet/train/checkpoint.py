@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sdnet.atomic import atomic_open
+from sdnet.console import log
 from sdnet.errors import SdnetError
 from sdnet.train.runfolder import CHECKPOINT, FINAL_STATE, RunState
 
@@ -43,6 +44,40 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 def checkpoint_path(out: Path) -> Path:
     return Path(out) / CHECKPOINT
+
+
+# ----------------------------------------------------------------------------- data plan
+
+
+def data_plan_device(device: torch.device) -> dict:
+    """What drew the loader's data plan (order, crops, flips: sdnet.data.loader): a generator
+    on the training device. A CUDA generator draws other numbers than the CPU one, and, past
+    multiprocessors x threads draws (SVHN's 604k images), other numbers on another GPU model;
+    so the checkpoint records the device kind and the GPU (name and multiprocessor count)."""
+    device = torch.device(device)
+    gpu = None
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        gpu = f"{props.name}, {props.multi_processor_count} multiprocessors"
+    return {"kind": device.type, "gpu": gpu}
+
+
+def data_plan_warning(saved: dict | None, current: dict) -> str | None:
+    """A warning when a run resumes on a device whose generator draws another data plan; None
+    when it matches or the checkpoint predates the record."""
+    if not saved or (saved.get("kind"), saved.get("gpu")) == (current["kind"], current["gpu"]):
+        return None
+
+    def name(plan: dict) -> str:
+        return plan["kind"] + (f" ({plan['gpu']})" if plan.get("gpu") else "")
+    return (f"sdnet: warning: checkpoint.pt's epochs drew their data order and augmentation on "
+            f"{name(saved)}, this run draws them on {name(current)}: the epochs from here on "
+            "see other (equally random) batches than an uninterrupted run would, so the result "
+            "is valid but not bit-identical to one")
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 # ----------------------------------------------------------------------------- RNG state
@@ -105,6 +140,7 @@ def save_checkpoint(out: Path, model: GatedNetwork, optimizer: torch.optim.Optim
         "best_val_error": state.best_val_error,
         "gradients": gradients.state_dict() if gradients is not None else None,
         "world_size": world_size,
+        "data_plan": data_plan_device(_model_device(model)),
         **({"rank_rng": rank_rng} if rank_rng else {}),
     }, checkpoint_path(out))
 
@@ -134,6 +170,9 @@ def load_checkpoint(ckpt: dict, model: GatedNetwork, optimizer: torch.optim.Opti
     restore_rng(rank_rng[rank] if rank_rng else ckpt["rng"], model)
     if gradients is not None:  # a checkpoint from before the meter holds none: zero sums
         gradients.load_state_dict(ckpt.get("gradients"))
+    warning = data_plan_warning(ckpt.get("data_plan"), data_plan_device(_model_device(model)))
+    if warning and rank == 0:
+        log(warning)
     return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
                     best_val_error=ckpt["best_val_error"])
 

@@ -100,9 +100,19 @@ class GradientMeter:
         for i in chosen:
             self._steps[i] += 1
 
-    def epoch_figures(self) -> EpochGradients:
-        """The epoch's figures (one host sync), then start the next epoch from zero."""
-        sums = torch.stack(self._sums).double().tolist() if self._sums else []
+    def pending_sums(self) -> torch.Tensor:
+        """The epoch's sums so far as one float64 device tensor (no sync), for a caller that
+        reads them back together with its own figures (sdnet.train.run_epoch)."""
+        return torch.stack(self._sums).double()
+
+    def epoch_figures(self, sums: Sequence[float] | None = None) -> EpochGradients:
+        """The epoch's figures, then start the next epoch from zero. `sums`: pending_sums()
+        already read back by the caller; None reads them here (one host sync)."""
+        if sums is None:
+            sums = self.pending_sums().tolist()
+        sums = list(sums)
+        if len(sums) != len(self._sums):
+            raise ValueError(f"{len(sums)} sums for {len(self._sums)} measured blocks")
         means = tuple(total / (numel * steps) if steps else None
                       for total, numel, steps in zip(sums, self.numel, self._steps))
         figures = EpochGradients(means=means, steps=tuple(self._steps))

@@ -12,14 +12,16 @@ Design notes (why the loop looks the way it does):
 - `epoch_seconds` times the training pass only (what stochastic depth speeds up); evaluation is
   timed separately in the log line and counts towards the ETA.
 
-Below this module: `settings` (TrainConfig, fingerprint), `device` (device, bf16), `checkpoint`,
-`runfolder` (file names, lock, metrics/summary writers), `events` (TensorBoard).
+Below this module: `settings` (TrainConfig, fingerprint), `device` (device, bf16), and the run
+folder's life in one object, `lifecycle.RunFolder` (open, per-epoch writes, finish; it uses
+`runfolder`, `checkpoint`, `events` and `accounting`).
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import importlib.metadata
 import math
 import platform
@@ -28,7 +30,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,18 +44,16 @@ from sdnet.errors import SdnetError
 from sdnet.settings import (
     TrainConfig,
     check_config,
-    default_augment,
     fingerprint,
     settings_of,
 )
-from sdnet.train import accounting, runfolder
 from sdnet.train import device as devices
-from sdnet.train.checkpoint import capture_rng, checkpoint_path, load_checkpoint, save_checkpoint
+from sdnet.train.checkpoint import capture_rng, load_checkpoint, save_checkpoint
 from sdnet.train.device import device_name, peak_memory_mb, resolve_device
 from sdnet.train.events import EpochEvents
 from sdnet.train.gradients import EpochGradients, GradientMeter
-from sdnet.train.outputs import prepare_run_folder, write_final_files
-from sdnet.train.runfolder import RUN_INFO, RunLock, RunState, no_space_guard
+from sdnet.train.lifecycle import RunFolder
+from sdnet.train.runfolder import RunLock, RunState
 
 if TYPE_CHECKING:
     from sdnet.models import GatedNetwork
@@ -176,7 +175,7 @@ def build_loaders(config: TrainConfig, prepared: Any, device: torch.device) -> L
         images, labels = images[:config.limit_train], labels[:config.limit_train]
     common = {"device": device, "mean": prepared.mean, "std": prepared.std,
                   "channels_last": use_channels_last(config, device)}
-    augment = default_augment(config.dataset) if config.augment is None else config.augment
+    augment = check_config(config).augment  # None resolved to the data set's default
     train = data.DeviceLoader(images, labels, batch_size=config.batch_size, augment=augment,
                               shuffle=True, seed=config.seed, **common)
     eval_batch = EVAL_BATCH[device.type]
@@ -237,7 +236,8 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
     steps = len(loader)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     wrong = torch.zeros((), dtype=torch.int64, device=device)
-    no_bad_step = torch.tensor(steps, device=device)
+    # A fill on the device, not torch.tensor(steps, device=...): that is a blocking host copy.
+    no_bad_step = torch.full((), steps, dtype=torch.int64, device=device)
     first_bad = no_bad_step.clone()
     seen = 0
     bar = _progress(steps, f"epoch {epoch + 1}")
@@ -265,18 +265,30 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
             _log_steps(epoch, step, steps, loss_sum, wrong, seen, first_bad, config)
     loss_sum, wrong, first_bad, seen = replica.reduce_epoch(loss_sum, wrong, first_bad, seen,
                                                             epoch)
-    bad = int(first_bad)  # the epoch's one sync
+    # The epoch's one read-back: everything it logs, packed into one device tensor.
+    parts = [loss_sum.double().reshape(1), wrong.double().reshape(1),
+             first_bad.double().reshape(1)]
+    if gradients is not None:
+        parts.append(gradients.pending_sums())
+    values = read_back(torch.cat(parts))
     seconds = time.perf_counter() - start
-    figures = gradients.epoch_figures() if gradients is not None else None  # after the sync
+    loss_total, wrong_count, bad = values[0], round(values[1]), round(values[2])
+    figures = gradients.epoch_figures(values[3:]) if gradients is not None else None
     if bar is not None:
         bar.close()
-    mean_loss = float(loss_sum) / max(seen, 1)
+    mean_loss = loss_total / max(seen, 1)
     if bad < steps or not math.isfinite(mean_loss):
         _raise_non_finite(epoch, bad if bad < steps else steps - 1, steps, every_rank=True)
     computed, total = model.gate.stats()
-    return EpochStats(loss=mean_loss, error=100.0 * int(wrong) / max(seen, 1),
+    return EpochStats(loss=mean_loss, error=100.0 * wrong_count / max(seen, 1),
                       blocks_computed=computed / total if total else 1.0, seconds=seconds,
                       gradients=figures)
+
+
+def read_back(values: torch.Tensor) -> list[float]:
+    """A device tensor's values on the host: one device-to-host copy (a sync on CUDA). Its
+    own function so the sync-counting test sees every read-back, on the CPU too."""
+    return values.to("cpu", copy=True).tolist()
 
 
 def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong: torch.Tensor,
@@ -375,14 +387,6 @@ def _epoch_line(row: dict, epochs: int, eval_seconds: float, eta: float) -> str:
             f"ETA {_fmt_minutes(eta)}")
 
 
-def write_epoch_files(out: Path, history: list[dict], saved_epoch: int | None) -> None:
-    """metrics.csv and gradients.csv after every epoch (and at a start), atomically."""
-    with no_space_guard(out / runfolder.METRICS, saved_epoch):
-        runfolder.write_metrics(out, history)
-    with no_space_guard(out / runfolder.GRADIENTS, saved_epoch):
-        runfolder.write_gradients(out, history)
-
-
 def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: torch.optim.Optimizer,
                 scheduler: Any, config: TrainConfig, device: torch.device,
                 heartbeat: Callable[[], None] | None = None,
@@ -438,8 +442,10 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
                   on_epoch_end: Callable[[int], None] | None, replica: Replica) -> dict:
     settings = settings_of(config)
     fp = fingerprint(settings, prepared.meta)
-    summary, ckpt = replica.agree(  # rank 0 decides, the others get its answer
-        lambda: prepare_run_folder(config, settings, fp, replica.size))
+    folder = RunFolder(config, settings, fp, lock, world_size=replica.size,
+                       writes=replica.is_main)
+    summary, ckpt = replica.agree(folder.open)  # rank 0 decides, the others get its answer
+    folder.adopt(ckpt)
     if summary is not None:
         log(f"sdnet: run in {config.out} is already complete ({summary.get('epochs')} epochs); "
             "nothing to do")
@@ -447,11 +453,6 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
     warning = milestone_warning(config)
     if warning:
         log(warning)
-    saved_epoch = ckpt["epoch"] if ckpt is not None else None  # what checkpoint.pt holds
-    if replica.is_main:
-        with no_space_guard(config.out / RUN_INFO, saved_epoch):
-            runfolder.write_run_info(config.out, settings, fp, config.epochs, saved_epoch or 0,
-                                     world_size=replica.size)
     device = replica.device or resolve_device(config.device)
     devices.setup_device(device)
     num_classes = len(prepared.meta.get("classes") or range(10))
@@ -469,53 +470,36 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
         state = load_checkpoint(ckpt, model, optimizer, scheduler, meter, replica.world.rank)
         log(f"sdnet: resuming from checkpoint at epoch {state.epochs_done} of {config.epochs}")
         del ckpt
-    if replica.is_main:
-        write_epoch_files(config.out, state.history, saved_epoch)
     amp = "bf16 autocast" if devices.amp_active(config.amp, device) else "float32"
     ranks = f", {replica.size} ranks" if replica.many else ""
     log(f"sdnet: {config.dataset} ResNet-{config.depth} ({settings['arch']}), survival "
         f"{config.survival} p_L={config.p_last}, seed {config.seed}, "
         f"{loaders.train.num_samples} training images, {len(loaders.train)} steps/epoch on "
         f"{device} ({device_name(device)}, {amp}{ranks})")
-    events = replica.events(lambda: EpochEvents(config.out, state.epochs_done, log))
     # Cost: this attempt's device-seconds, added to the run's earlier attempts (accounting.json);
     # rank 0 keeps the ledger for every rank (its devices counted by the world size).
-    ledger = accounting.Ledger(config.out, fp, device.type, device_name(device),
-                               start_epoch=state.epochs_done, devices=replica.size,
-                               writes=replica.is_main)
-
-    def heartbeat() -> None:
-        lock.touch()
-        ledger.tick()
-
+    folder.begin(state, device.type, device_name(device),
+                 lambda: replica.events(lambda: EpochEvents(config.out, state.epochs_done, log)),
+                 threads=torch.get_num_threads())
     try:
         session_start, first_epoch = time.perf_counter(), state.epochs_done
         for epoch in range(first_epoch, config.epochs):
             row, eval_seconds = train_epoch(epoch, model, loaders, optimizer, scheduler, config,
-                                            device, heartbeat, meter, replica)
+                                            device, folder.heartbeat, meter, replica)
             state.add(row)
-            rank_rng = replica.gather_rng(lambda: capture_rng(model))  # every rank's RNG states (several ranks)
-            if replica.is_main:
-                write_epoch_files(config.out, state.history, saved_epoch)
-                events.add(row)
-                with no_space_guard(checkpoint_path(config.out), saved_epoch):
-                    save_checkpoint(config.out, model, optimizer, scheduler, state, fp, settings,
-                                    meter, world_size=replica.size, rank_rng=rank_rng)
-            saved_epoch = state.epochs_done
-            ledger.epoch(row["epoch_seconds"], eval_seconds)
-            lock.touch(force=True)
+            rank_rng = replica.gather_rng(lambda: capture_rng(model))  # several ranks
+            folder.end_epoch(row, state, eval_seconds, functools.partial(
+                save_checkpoint, config.out, model, optimizer, scheduler, state, fp, settings,
+                meter, world_size=replica.size, rank_rng=rank_rng))
             per_epoch = (time.perf_counter() - session_start) / (epoch + 1 - first_epoch)
             log(_epoch_line(row, config.epochs, eval_seconds,
                             per_epoch * (config.epochs - epoch - 1)))
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
     finally:
-        events.close()
-        ledger.close()
-    summary = build_summary(config, settings, fp, model, state, device, num_classes, replica.size)
-    summary.update(ledger.summary_fields())
-    if replica.is_main:
-        write_final_files(config.out, model, state.history, summary)
+        folder.close()
+    summary = folder.finish(model, state, build_summary(config, settings, fp, model, state,
+                                                        device, num_classes, replica.size))
     summary = replica.share(summary)
     log(f"sdnet: done: test error {summary['final_test_error']:.2f}% (at best val epoch "
         f"{summary['best_epoch']}: {summary['test_error_at_best']:.2f}%), "

@@ -26,6 +26,7 @@ from sdnet.grid.targets import HEATMAP_FIGURE
 from sdnet.report import names
 from sdnet.report.aggregate import read_runs
 from sdnet.report.figures import style
+from sdnet.settings import default_augment
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -56,7 +57,7 @@ def heatmap_panels(runs: pd.DataFrame) -> list[Panel]:
 
 def _title(panel: Panel) -> str:
     title = f"{names.dataset_name(panel.dataset)}, {names.rule_name(panel.survival)}"
-    if panel.augment != names.default_augment(panel.dataset):
+    if panel.augment != default_augment(panel.dataset):
         title += ", augmented" if panel.augment else ", no augmentation"
     return title
 

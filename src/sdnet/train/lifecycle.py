@@ -1,4 +1,10 @@
-"""A run's outputs and what its folder holds at start: the torch side of the run folder.
+"""A run folder's life under its trainer, in one object: `RunFolder` (the torch side).
+
+Open (`open`: finished, restore, resume or fresh start, under the run lock the trainer holds),
+begin (run.json, the files so far, the TensorBoard events, the cost ledger), after every epoch
+(`end_epoch`: metrics.csv, gradients.csv, events, checkpoint.pt, accounting.json), finish
+(`finish`: model.pt, summary.json, final_state.pt). Rank 0 alone writes; every write goes through
+one full-disk guard (`_guarded`), which says what is safe: the last checkpoint is never lost.
 
 `prepare_run_folder` decides, under the run lock, between a complete run (nothing to do), a
 finished run whose outputs were deleted (rewritten from final_state.pt: Snakemake deletes the
@@ -10,8 +16,11 @@ writes what a finished run leaves. The torch-free side (names, readers, lock, st
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -19,9 +28,9 @@ from sdnet.console import log
 from sdnet.distributed.world import check_world_size
 from sdnet.errors import SdnetError
 from sdnet.settings import TrainConfig, describe_mismatch
-from sdnet.train import checkpoint, runfolder
+from sdnet.train import accounting, checkpoint, runfolder
 from sdnet.train.checkpoint import checkpoint_path, read_checkpoint
-from sdnet.train.runfolder import MODEL, RUN_INFO, SUMMARY, no_space_guard
+from sdnet.train.runfolder import MODEL, RUN_INFO, SUMMARY, RunLock, RunState, no_space_guard
 
 
 def write_outputs(out: Path, weights: dict, history: list[dict], summary: dict) -> None:
@@ -133,3 +142,87 @@ def prepare_run_folder(config: TrainConfig, settings: dict, fp: str, world_size:
         return None, None
     check_world_size(ckpt, world_size, path)
     return None, ckpt
+
+
+class RunFolder:
+    """One run folder while its trainer runs (see the module doc). `writes` is False on every
+    rank but 0 of a run of several: they keep the ledger's count, rank 0 writes."""
+
+    def __init__(self, config: TrainConfig, settings: dict, fp: str, lock: RunLock, *,
+                 world_size: int = 1, writes: bool = True) -> None:
+        self.config, self.settings, self.fp = config, settings, fp
+        self.out = Path(config.out)
+        self.lock = lock
+        self.world_size = world_size
+        self.writes = writes
+        self.saved_epoch: int | None = None  # the epoch checkpoint.pt holds
+        self.events: Any = None
+        self.ledger: accounting.Ledger | None = None
+
+    def open(self) -> tuple[dict | None, dict | None]:
+        """(finished summary, checkpoint to resume): see `prepare_run_folder`; for a run to
+        train, run.json says at once that it started (`sdnet status`). Rank 0's call."""
+        summary, ckpt = prepare_run_folder(self.config, self.settings, self.fp, self.world_size)
+        self.adopt(ckpt)
+        if summary is None:
+            with self._guarded(RUN_INFO):
+                runfolder.write_run_info(self.out, self.settings, self.fp, self.config.epochs,
+                                         self.saved_epoch or 0, world_size=self.world_size)
+        return summary, ckpt
+
+    def adopt(self, ckpt: dict | None) -> None:
+        """What checkpoint.pt holds, on every rank (rank 0 opened the folder)."""
+        self.saved_epoch = ckpt["epoch"] if ckpt is not None else None
+
+    @contextlib.contextmanager
+    def _guarded(self, name: str) -> Iterator[None]:
+        with no_space_guard(self.out / name, self.saved_epoch):
+            yield
+
+    def begin(self, state: RunState, device_kind: str, device_label: str,
+              events: Callable[[], Any], threads: int | None = None) -> None:
+        """The files so far (after a resume: as the checkpoint left them), the event writer
+        (`events()`, rank 0's) and the cost ledger of this attempt."""
+        if self.writes:
+            self._write_epoch_files(state.history)
+        self.events = events()
+        self.ledger = accounting.Ledger(self.out, self.fp, device_kind, device_label,
+                                        start_epoch=state.epochs_done, devices=self.world_size,
+                                        threads=threads, writes=self.writes)
+
+    def heartbeat(self) -> None:
+        """After every step (host-side only): the lock's mtime, the ledger's running count."""
+        self.lock.touch()
+        if self.ledger is not None:
+            self.ledger.tick()
+
+    def _write_epoch_files(self, history: list[dict]) -> None:
+        with self._guarded(runfolder.METRICS):
+            runfolder.write_metrics(self.out, history)
+        with self._guarded(runfolder.GRADIENTS):
+            runfolder.write_gradients(self.out, history)
+
+    def end_epoch(self, row: dict, state: RunState, eval_seconds: float,
+                  save: Callable[[], None]) -> None:
+        """The epoch's files; `save()` writes checkpoint.pt (the caller knows the model)."""
+        if self.writes:
+            self._write_epoch_files(state.history)
+            self.events.add(row)
+            with self._guarded(checkpoint.CHECKPOINT):
+                save()
+        self.saved_epoch = state.epochs_done
+        self.ledger.epoch(row["epoch_seconds"], eval_seconds)
+        self.lock.touch(force=True)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    def finish(self, model: nn.Module, state: RunState, summary: dict) -> dict:
+        """The summary with this run's cost, and (rank 0) the final files."""
+        summary.update(self.ledger.summary_fields())
+        if self.writes:
+            write_final_files(self.out, model, state.history, summary)
+        return summary
