@@ -13,7 +13,7 @@
 #   resnet50_steps    40 s  bottleneck ResNet-50, 300 steps through the real trainer
 #   bench_data        45 s  on-device augmentation vs DataLoader
 #   profile_step      35 s  torch.profiler table of the ResNet-110 step
-#   bench_imagenet    40 s  the ImageNet loader (only once benchmarks/bench_imagenet.py exists)
+#   bench_imagenet    40 s  ImageNet: the JPEG loader vs torchvision's, ResNet-152 steps (bf16, fp32)
 #
 #   benchmarks/run_gpu.sh              # the GPU call; results into $OUT if set, else benchmarks/results
 #   benchmarks/run_gpu.sh --rehearse   # every part at toy size on the CPU, same $OUT layout (CI)
@@ -163,11 +163,9 @@ part bench_concurrent 140 --cache "$CACHE" "${CONCURRENT[@]}"
 resnet50_steps
 part bench_data 45 "${DATA[@]}"
 part profile_step 35 "${PROFILE[@]}"
-if [ -f benchmarks/bench_imagenet.py ]; then
-    part bench_imagenet 40
-else
-    echo "== bench_imagenet: benchmarks/bench_imagenet.py not here yet, skipped" | tee -a "$SUMMARY"
-fi
+# ImageNet: the JPEG loader (nvJPEG) vs torchvision's DataLoader, and ResNet-152 steps (bf16 and
+# float32, constant and stochastic), at sizes that fit the part's limit.
+part bench_imagenet 40 --repeats 3 --steps 5 --batches 10
 
 echo "== done ($(date -u +%H:%M:%S) UTC), $((SECONDS - START)) s in all, status $status" \
     | tee -a "$SUMMARY"

@@ -7,14 +7,8 @@ the scripts work, so that a change elsewhere cannot silently break them.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-# benchmarks/ is a folder of scripts run as `python -m benchmarks.<name>` from the repository
-# root, not part of the installed package: put the root on the path as `-m` does.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (
     bench_data,

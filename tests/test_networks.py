@@ -23,7 +23,8 @@ def test_importing_the_registry_imports_no_torch() -> None:
 
 
 def test_families_and_their_default_depths() -> None:
-    assert networks.families() == ("cifar", "bottleneck", "preact", "preact-bottleneck")
+    assert networks.families() == ("cifar", "bottleneck", "preact", "preact-bottleneck",
+                                   "imagenet")
     assert networks.resolve_arch(110) == "cifar"
     assert networks.resolve_arch(50) == "bottleneck"
     assert networks.resolve_arch(50, "cifar") == "cifar"
@@ -38,7 +39,7 @@ def test_unknown_architecture_lists_the_registered_ones() -> None:
     message = str(err.value)
     assert "\n" not in message
     assert message == ("unknown architecture 'densenet'; choose one of cifar, bottleneck, preact, "
-                       "preact-bottleneck")
+                       "preact-bottleneck, imagenet")
 
 
 @pytest.mark.parametrize("depth,arch,pieces", [

@@ -107,6 +107,9 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
                    help="svhn: validation images per digit taken from train (default 400)")
     r.add_argument("--val-per-class-extra", type=_non_negative_int, default=None,
                    help="svhn: validation images per digit taken from extra (default 200)")
+    r.add_argument("--max-side", type=_positive_int, default=None,
+                   help="imagenet: training images stored with the longer side at most this "
+                   "(default 512)")
     r.add_argument("--split-seed", type=_non_negative_int, default=0)
     r.add_argument("--workers", type=_positive_int, default=None,
                    help="image-decoding processes, for data sets of image files (default: all "
@@ -142,7 +145,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                  if value is not None}
     data.prepare(args.dataset, args.archive, args.out, val_size=args.val_size,
                  split_seed=args.split_seed, workers=args.workers, use_extra=args.use_extra,
-                 val_per_class=per_class or None)
+                 val_per_class=per_class or None,
+                 **({"max_side": args.max_side} if args.max_side is not None else {}))
     return 0
 
 

@@ -35,6 +35,9 @@ class Family:
     depth_rule: str                # "6n+2": for messages
     accepts: Callable[[int], bool]  # whether the family has a network of this depth
     examples: tuple[int, ...]      # depths shown in messages
+    # Input sizes it takes: the CIFAR-style families IMAGE_SIZES (their stem's stride follows
+    # the size); None: any size of at least 32 (a global-pool network such as ImageNet's).
+    image_sizes: tuple[int, ...] | None = None
 
 
 def _six_n_plus_two(depth: int) -> bool:
@@ -76,17 +79,30 @@ def register_family(family: Family) -> Family:
 
 register_family(Family(
     "cifar", "ResNet", "sdnet.models.resnet:cifar_resnet", "6n+2", _six_n_plus_two,
-    (20, 32, 44, 56, 110, 1202)))
+    (20, 32, 44, 56, 110, 1202), IMAGE_SIZES))
 register_family(Family(
     "bottleneck", "bottleneck ResNet", "sdnet.models.resnet:bottleneck_resnet",
     "/".join(map(str, BOTTLENECK_STAGES)), lambda depth: depth in BOTTLENECK_STAGES,
-    tuple(BOTTLENECK_STAGES)))
+    tuple(BOTTLENECK_STAGES), IMAGE_SIZES))
 register_family(Family(
     "preact", "pre-activation ResNet", "sdnet.models.preact:preact_resnet", "6n+2",
-    _six_n_plus_two, (20, 56, 110, 1202)))
+    _six_n_plus_two, (20, 56, 110, 1202), IMAGE_SIZES))
 register_family(Family(
     "preact-bottleneck", "pre-activation bottleneck ResNet",
-    "sdnet.models.preact:preact_bottleneck_resnet", "9n+2", _nine_n_plus_two, (164, 1001)))
+    "sdnet.models.preact:preact_bottleneck_resnet", "9n+2", _nine_n_plus_two, (164, 1001),
+    IMAGE_SIZES))
+# torchvision's ImageNet ResNets (7x7 stride-2 stem, max-pool, four stages), every block gated.
+IMAGENET_STAGES: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+register_family(Family(
+    "imagenet", "ImageNet ResNet", "sdnet.models.imagenet:imagenet_resnet",
+    "/".join(map(str, IMAGENET_STAGES)), lambda depth: depth in IMAGENET_STAGES,
+    tuple(IMAGENET_STAGES)))
 
 
 def families() -> tuple[str, ...]:
@@ -128,6 +144,16 @@ def resolve_arch(depth: int, arch: str | None = None) -> str:
         raise SpecError(f"depth {depth} fits no {what}; "
                         f"{valid_depths_text(arch)}")
     return name
+
+
+def check_image_size(arch: str, image_size: int) -> None:
+    """SpecError unless family `arch` takes square `image_size` inputs."""
+    sizes = family(arch).image_sizes
+    if sizes is None:
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
+            raise SpecError(f"image size {image_size!r}: the {arch} family needs at least 32x32")
+        return
+    stem_stride(image_size)
 
 
 def stem_stride(image_size: int) -> int:

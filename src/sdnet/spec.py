@@ -17,8 +17,11 @@ SURVIVAL_RULES = ("none", "linear", "uniform", "epoch-linear")
 # sdnet.report, which must not import torch to learn it.
 # grad_first_conv: the mean |gradient| of the first residual block's first convolution over the
 # epoch's steps in which it ran (the paper's Fig. 7; empty if it never ran; sdnet.train.gradients).
+# val_error_top5 / test_error_top5: top-5 error (ImageNet's second figure; runs of sdnet before
+# them lack the columns, which readers leave empty).
 METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "val_error", "test_error",
-                   "epoch_seconds", "blocks_computed", "grad_first_conv")
+                   "epoch_seconds", "blocks_computed", "grad_first_conv", "val_error_top5",
+                   "test_error_top5")
 # A run folder's gradients.csv, one row per epoch and residual block (1-based): the same figure
 # for every block's first branch convolution, and the steps it is averaged over (0: the block
 # never ran that epoch, mean_abs_grad empty).

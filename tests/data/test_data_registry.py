@@ -106,7 +106,7 @@ def test_each_object_holds_consistent_facts(name: str) -> None:
         assert ds.url == ds.files[0].url and ds.file() == ds.files[0]
         assert ds.file_url(ds.file_names[0], "/mirror/x.tgz") == "/mirror/x.tgz"
     assert ds.classes is None or len(ds.classes) == ds.num_classes
-    assert ds.image_size in (32, 64)
+    assert ds.image_size in (32, 64, 224)  # 224: ImageNet (the imagenet network family)
     assert set(ds.options) == set(ds.option_schema())
     assert set(ds.fake_options()) <= set(ds.options)
     assert all(n >= 1 for n in ds.fake_counts().values())

@@ -30,11 +30,11 @@ def test_every_paper_number_by_rule_p_last_and_augmentation(key, values) -> None
 
 
 def test_the_table_holds_exactly_these_numbers_each_with_a_source() -> None:
-    found = {(r.dataset, r.depth, r.augment, r.survival): r.test_error
-             for r in paper.PAPER_RESULTS}
+    cifar = [r for r in paper.PAPER_RESULTS if r.arch == "cifar"]  # ImageNet's: own test file
+    found = {(r.dataset, r.depth, r.augment, r.survival): r.test_error for r in cifar}
     expected = {(*k, rule): v[i] for k, v in REFERENCE.items()
                 for i, rule in enumerate(("none", "linear"))}
-    assert found == expected and len(paper.PAPER_RESULTS) == len(expected)
+    assert found == expected and len(cifar) == len(expected)
     assert all(r.source for r in paper.PAPER_RESULTS)
 
 
@@ -58,4 +58,4 @@ def test_the_paper_trained_the_cifar_family_only() -> None:
     for arch in ("preact", "preact-bottleneck"):
         assert report.paper_test_error("cifar10", 110, "none", 1.0, True, arch=arch) is None
     assert report.paper_test_error("cifar10", 1202, "linear", 0.5, True, arch="preact") is None
-    assert {entry.arch for entry in report.PAPER_RESULTS} == {"cifar"}
+    assert {entry.arch for entry in report.PAPER_RESULTS} == {"cifar", "imagenet"}

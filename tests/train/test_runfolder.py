@@ -20,7 +20,7 @@ from sdnet.train import runfolder as rf
 
 ROW = {"epoch": 1, "lr": 0.1, "train_loss": 2.0, "train_error": 80.0, "val_error": 70.0,
        "test_error": 71.5, "epoch_seconds": 10.0, "blocks_computed": 0.75,
-       "grad_first_conv": 0.0123}
+       "grad_first_conv": 0.0123, "val_error_top5": 30.0, "test_error_top5": 31.25}
 
 
 def rows(n: int, val: bool = True) -> list[dict]:

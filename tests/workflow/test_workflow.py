@@ -215,8 +215,8 @@ def test_parse_imports_neither_torch_nor_pandas(workdir: Path) -> None:
     ({"experiment": {"depths": [20, 57]}}, "experiment.depths: depth 57 fits no architecture"),
     ({"variants": {"stochastic": {"p_last": 1.5}}},
      "variants.stochastic.p_last: 1.5 is greater than the maximum of 1"),
-    ({"experiment": {"datasets": ["cifar10", "imagenet"]}},
-     f"experiment.datasets[1]: 'imagenet' is not one of {list(dataset_names())}"),
+    ({"experiment": {"datasets": ["cifar10", "imagenet21k"]}},  # (imagenet is registered)
+     f"experiment.datasets[1]: 'imagenet21k' is not one of {list(dataset_names())}"),
     ({"train": {"lr": "fast"}}, "train.lr: 'fast' is not of type 'number'"),
     ({"experiment": {"variants": ["baseline", "uniform"]}},
      "experiment.variants lists 'uniform', which is not defined under variants"),

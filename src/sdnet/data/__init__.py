@@ -22,13 +22,13 @@ from sdnet.data.download import download
 from sdnet.data.prepare import prepare
 from sdnet.data.registry import Dataset, RawFile, dataset_names, get_dataset, register_dataset
 
-_LAZY = {"DeviceLoader": "sdnet.data.loader", "crop_flip": "sdnet.data.loader",
+_LAZY = {"DeviceLoader": "sdnet.data.loader", "JpegLoader": "sdnet.data.jpeg_loader", "crop_flip": "sdnet.data.loader",
          "epoch_seed": "sdnet.data.loader", "Prepared": "sdnet.data.prepared",
          "load_prepared": "sdnet.data.prepared", "fake_prepared": "sdnet.data.fake",
          "make_fake": "sdnet.data.fake"}
 
 __all__ = [
-    "Dataset", "DeviceLoader", "Prepared", "RawFile", "crop_flip", "dataset_names", "download",
+    "Dataset", "DeviceLoader", "JpegLoader", "Prepared", "RawFile", "crop_flip", "dataset_names", "download",
     "epoch_seed", "fake_prepared", "get_dataset", "load_prepared", "make_fake", "prepare",
     "register_dataset",
 ]

@@ -106,6 +106,22 @@ def _already_there(final: Path, md5: str) -> bool:
     return False
 
 
+def _link_user_file(where: str, source: str, url: str | None, final: Path, md5: str) -> Path:
+    """A file the user brings (ImageNet's 150 GB): checked where it lies and linked into
+    place (never copied, never modified); one line saying where to get it if it is missing."""
+    local = _local_path(source)
+    if url is None or local is None:
+        raise SdnetError(f"{final.name}: {where}")
+    if not local.is_file():
+        raise SdnetError(f"{local} not found. {where}")
+    verify(local, md5, name=str(local))
+    tmp = final.with_name(f".{final.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(local.resolve())
+    os.replace(tmp, final)
+    return final
+
+
 def download(dataset: str, out_dir: Path | str, url: str | None = None,
              md5: str | None = None, file: str | None = None) -> Path:
     """Put the verified file `file` of `dataset` into `out_dir` under its official name.
@@ -127,6 +143,8 @@ def download(dataset: str, out_dir: Path | str, url: str | None = None,
     if _already_there(final, md5):
         return final
     out_dir.mkdir(parents=True, exist_ok=True)
+    if ds.user_supplied:
+        return _link_user_file(ds.user_supplied, source, url, final, md5)
     # A fresh temporary folder beside the final file: torchvision's download_url skips files that
     # already exist, and the rename into place stays on one file system.
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=out_dir))

@@ -18,6 +18,12 @@ import torch.nn.functional as F
 PAD = 4
 
 
+def part(count: int, rank: int, ranks: int) -> tuple[int, int]:
+    """[start, stop) of rank's share of `count` items: equal parts, the first ranks one smaller.
+    (Every loader's rank split: `sdnet.distributed.shards`, `JpegLoader.shard_batches`.)"""
+    return count * rank // ranks, count * (rank + 1) // ranks
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """One generator seed per (seed, epoch); nothing else feeds the data order."""
     return int(seed) * 1_000_003 + int(epoch)

@@ -23,7 +23,7 @@ from sdnet.errors import SdnetError
 if TYPE_CHECKING:
     from sdnet.data.prepared import Split
 
-PREPARED_NAMES = {"train.npz", "val.npz", "test.npz", "meta.json"}
+PREPARED_NAMES = {"train.npz", "val.npz", "test.npz", "meta.json", "train.jpegs"}
 
 
 def _publish(staging: Path, out_dir: Path) -> None:
@@ -90,6 +90,10 @@ def prepare(dataset: str, archive: Path | str, out_dir: Path | str, *, split_see
     options = ds.split_options(**options)
     paths = raw_files(ds, Path(archive), options)
     out_dir = Path(out_dir)
+    custom = getattr(ds, "write_prepared", None)  # a data set with its own (resumable) prepare
+    if custom is not None:
+        return custom(paths, options, out_dir, split_seed=split_seed,
+                      workers=workers or default_workers())
     splits = ds.read(paths, options, split_seed=split_seed, workers=workers or default_workers())
     md5s = {name: md5_of(path) for name, path in paths.items()}
     source_md5 = md5s if ds.folder else next(iter(md5s.values()))

@@ -169,8 +169,15 @@ def load_prepared(data_dir: Path | str) -> Prepared:
     meta = _read_meta(data_dir)
     num_classes = len(meta.get("classes") or ())
     image_size = _image_size(data_dir / "meta.json", meta)
+    jpeg_train = meta.get("train_format") == "jpeg"  # ImageNet: sdnet.data.jpegs
     splits = {name: _read_split(data_dir / f"{name}.npz", num_classes, image_size)
-              for name in SPLITS if name in meta.get("counts", {})}
+              for name in SPLITS if name in meta.get("counts", {})
+              and not (jpeg_train and name == "train")}
+    if jpeg_train and "train" in meta.get("counts", {}):
+        from sdnet.data.jpegs import read_jpeg_split
+
+        splits["train"] = read_jpeg_split(data_dir, image_size, num_classes,
+                                          meta["counts"]["train"])
     for name in ("train", "test"):
         if name not in splits:
             raise SdnetError(f"{data_dir / 'meta.json'}: no {name!r} split listed; {PREPARE_HINT}")

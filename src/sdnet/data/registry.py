@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # The format modules whose data sets are always registered, in the order users see them (CLI
 # choices, config enum, report rows).
 BUILTIN_MODULES = ("sdnet.data.cifar", "sdnet.data.cinic", "sdnet.data.svhn",
-                   "sdnet.data.tinyimagenet")
+                   "sdnet.data.tinyimagenet", "sdnet.data.imagenet")
 NAME_PATTERN = r"[a-z][a-z0-9]*"  # a folder name and a Snakemake wildcard value
 URL_SCHEMES = ("https", "http", "file")  # anything else with a scheme is refused
 
@@ -86,6 +86,9 @@ class Dataset:
     fake_per_class: Mapping[str, int] = counts()
     real_per_class: Mapping[str, int] = counts()
     options: tuple[str, ...] = ("val_size",)  # the split options `prepare` and config take
+    # Files the user must bring (ImageNet: behind a login): where to get them. Such files are
+    # never fetched from their official URL, and a local copy is linked, not copied.
+    user_supplied: str | None = None
 
     # --- facts ------------------------------------------------------------------------------
 

@@ -14,12 +14,7 @@ from typing import Any
 
 import torch
 
-from sdnet.data.loader import crop_flip
-
-
-def part(count: int, rank: int, ranks: int) -> tuple[int, int]:
-    """[start, stop) of rank's share of `count` items: equal parts, the first ranks one smaller."""
-    return count * rank // ranks, count * (rank + 1) // ranks
+from sdnet.data.loader import crop_flip, part
 
 
 class TrainShard:
@@ -44,6 +39,9 @@ class TrainShard:
 
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = self.loader
+        if hasattr(loader, "shard_batches"):  # sdnet.data.jpeg_loader: the same parts
+            yield from loader.shard_batches(epoch, self.rank, self.ranks)
+            return
         order, aug = loader._epoch_plan(epoch)
         for start in range(0, self.num_samples, self.batch_size):
             lo, hi = part(min(self.batch_size, self.num_samples - start), self.rank, self.ranks)

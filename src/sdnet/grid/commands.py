@@ -86,6 +86,8 @@ def prepare_flags(cfg: dict, dataset: str) -> str:
         flags.append(f"--val-size {entry['val_size']}")
     if "use_extra" in entry:
         flags.append("--use-extra" if entry["use_extra"] else "--no-use-extra")
+    if entry.get("max_side") is not None:
+        flags.append(f"--max-side {entry['max_side']}")
     for split, count in sorted((entry.get("val_per_class") or {}).items()):
         flags.append(f"--val-per-class-{split} {count}")
     return " ".join(flags)

@@ -54,7 +54,7 @@ def build_model(
                         f"{', '.join(networks.SHORTCUTS)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise SpecError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    networks.stem_stride(image_size)
+    networks.check_image_size(name, image_size)
     model = builder(name)(depth, num_classes=num_classes, image_size=image_size,
                           shortcut=shortcut, survival=survival, p_last=p_last)
     if not isinstance(model, nn.Module) or not isinstance(model, GatedNetwork):

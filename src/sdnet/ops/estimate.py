@@ -149,6 +149,8 @@ def data_sizes(cfg: dict, dataset: str) -> Sizes:
     fake = entry.get("fake")
     if dataset == "svhn" and fake is None:  # not class-balanced: its files' sizes
         per_split, source = dict(SVHN_SPLITS), "the real SVHN"
+    elif fake is None and getattr(facts, "real_sizes", None):  # ImageNet: not balanced either
+        per_split, source = dict(facts.real_sizes), f"the real {facts.title}"
     elif fake is not None:
         per_class = facts.fake_counts(fake.get("per_class"))
         per_split = {split: n * classes for split, n in per_class.items()}

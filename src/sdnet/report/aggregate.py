@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # metrics.csv columns that must hold a number on every row (val_error is empty without a val split).
 METRICS_REQUIRED_VALUES = ("epoch", "test_error", "epoch_seconds")
 # metrics.csv columns a run from an older sdnet lacks (left empty in epochs.csv).
-METRICS_OPTIONAL = ("grad_first_conv",)
+METRICS_OPTIONAL = ("grad_first_conv", "val_error_top5", "test_error_top5")
 # One run = one (dataset, network, variant, seed): the run folder layout makes these unique.
 RUN_KEYS = ("dataset", "network", "variant", "seed")
 # epochs.csv's (and gradients.csv's) run columns, and the order of the tables' rows (shallow

@@ -30,6 +30,9 @@ class PaperResult:
     source: str  # where in the paper
     note: str = ""  # printed under a table that shows this number
     arch: str = "cifar"  # the network family (sdnet.networks): He et al.'s CIFAR ResNets
+    # The epoch the number is read at; None: the end of the paper's schedule. ImageNet has two
+    # per rule: after 90 epochs and after 30 more at lr 1e-4 (one 120-epoch run gives both).
+    epochs: int | None = None
 
     @property
     def p_last(self) -> float | None:
@@ -53,12 +56,28 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
                 "Sec. 4 text, CIFAR-100 without augmentation"),
     PaperResult("cifar100", 110, "linear", False, 37.8,
                 "Sec. 4 text, CIFAR-100 without augmentation"),
+    # ImageNet, top-1 error: the ImageNet ResNet-152 with fb.resnet.torch's recipe. The run's
+    # end (120 epochs) first: what `paper_result` gives without `epochs`.
+    PaperResult("imagenet", 152, "none", True, 21.78,
+                "Sec. 4, ImageNet (ResNet-152, 90 + 30 epochs, top-1)", arch="imagenet",
+                epochs=120, note="ImageNet, top-1 after 120 epochs; after 90: 23.06 constant "
+                "depth, 23.38 stochastic depth"),
+    PaperResult("imagenet", 152, "linear", True, 21.98,
+                "Sec. 4, ImageNet (ResNet-152, 90 + 30 epochs, top-1)", arch="imagenet",
+                epochs=120, note="ImageNet, top-1 after 120 epochs; after 90: 23.06 constant "
+                "depth, 23.38 stochastic depth"),
+    PaperResult("imagenet", 152, "none", True, 23.06,
+                "Table 1, ImageNet (ResNet-152, 90 epochs, top-1)", arch="imagenet", epochs=90),
+    PaperResult("imagenet", 152, "linear", True, 23.38,
+                "Table 1, ImageNet (ResNet-152, 90 epochs, top-1)", arch="imagenet", epochs=90),
 )
 
 
 def paper_result(dataset: str, depth: int, survival: str, p_last: float,
-                 augment: bool = True, arch: str | None = None) -> PaperResult | None:
-    """The paper's entry for this setting, or None.
+                 augment: bool = True, arch: str | None = None, epochs: int | None = None
+                 ) -> PaperResult | None:
+    """The paper's entry for this setting, or None. `epochs`: the number read at that epoch
+    (ImageNet's 90); None: at the end of the paper's schedule.
 
     p_L must be the paper's unless the depth is constant; the paper's networks are the basic-block
     CIFAR ResNets (its ResNet-152 for SVHN too), so another family matches nothing. `arch`
@@ -68,6 +87,8 @@ def paper_result(dataset: str, depth: int, survival: str, p_last: float,
     for entry in PAPER_RESULTS:
         if (entry.dataset, entry.depth, entry.arch, entry.survival, entry.augment) != \
                 (dataset, int(depth), family, survival, bool(augment)):
+            continue
+        if epochs is not None and entry.epochs not in (None, int(epochs)):
             continue
         if entry.p_last is None or math.isclose(float(p_last), entry.p_last):
             return entry

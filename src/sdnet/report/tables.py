@@ -15,6 +15,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -369,11 +370,19 @@ def summary_markdown(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None
     return markdown_table(SUMMARY_TITLE, caption, header, body)
 
 
+def _has_top5(runs: pd.DataFrame) -> bool:
+    """Whether some run recorded top-5 error (runs of sdnet before it did not)."""
+    return TOP5 in runs.columns and bool(runs[TOP5].notna().any())
+
+
 def _per_seed_caption(runs: pd.DataFrame, style: Style) -> str:
+    top5 = (f" Top-5: top-5 test error ({style.pct}) at the last epoch (ImageNet's second "
+            "figure)." if _has_top5(runs) else "")
     return (f"Every run: validation and test error ({style.pct}) at the epoch with the lowest "
             f"validation error (best epoch), test error at the last epoch, training hours, "
             f"seconds per epoch and the share of residual branches computed in training "
-            f"({style.pct}). Variants: {_variants_text(runs, names.variant_order(runs), style)}.")
+            f"({style.pct}).{top5} Variants: "
+            f"{_variants_text(runs, names.variant_order(runs), style)}.")
 
 
 def _per_seed_rows(runs: pd.DataFrame, style: Style) -> list[list[str]]:
@@ -382,6 +391,14 @@ def _per_seed_rows(runs: pd.DataFrame, style: Style) -> list[list[str]]:
     ranked = sorted(runs.itertuples(index=False),
                     key=lambda r: (rows[names.Row(r.dataset, r.network, bool(r.augment))],
                                    order[r.variant], r.seed))
+    top5 = _has_top5(runs)
+
+    def top5_cell(r: Any) -> list[str]:
+        if not top5:
+            return []
+        value = float(getattr(r, TOP5))
+        return ["-" if math.isnan(value) else fmt_number(value)]
+
     return [[style.text(names.dataset_name(r.dataset)),
              style.text(names.row_network(runs, names.Row(r.dataset, r.network,
                                                           bool(r.augment)))),
@@ -389,20 +406,25 @@ def _per_seed_rows(runs: pd.DataFrame, style: Style) -> list[list[str]]:
              fmt_number(float(r.best_val_error)), fmt_number(float(r.test_error_at_best)),
              fmt_number(float(r.final_test_error)), style.hours(r.train_seconds / 3600.0),
              fmt_number(float(r.mean_epoch_seconds), 1),
-             fmt_number(100.0 * float(r.mean_blocks_computed), 1)]
+             fmt_number(100.0 * float(r.mean_blocks_computed), 1), *top5_cell(r)]
             for r in ranked]
 
 
 PER_SEED_HEADER = (("Data set",), ("Network",), ("Variant",), ("Seed",), ("Epochs",),
                    ("Best", "epoch"), ("Val.", "error"), ("Test", "error"), ("Final test", "error"),
                    ("Hours",), ("s per", "epoch"), ("Blocks", "run"))
+TOP5 = "final_test_error_top5"  # runs.csv (summary.json); a column only where some run has it
+
+
+def _per_seed_header(runs: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    return PER_SEED_HEADER + ((("Top-5", "error"),) if _has_top5(runs) else ())
 
 
 def per_seed_latex(runs: pd.DataFrame) -> str:
     """per_seed.tex: one row per run under a heading row per data set and network."""
     style = Style(latex=True)
-    columns = len(PER_SEED_HEADER) - 2
-    header = [latex_row([style.header(*lines) for lines in PER_SEED_HEADER[2:]])]
+    columns = len(_per_seed_header(runs)) - 2
+    header = [latex_row([style.header(*lines) for lines in _per_seed_header(runs)[2:]])]
     body = latex_blocks(_per_seed_rows(runs, style), 2, columns, blank_repeats=1)
     return latex_table("sdnet per-seed table", _per_seed_caption(runs, style),
                        "tab:sdnet-per-seed", "l" + "r" * (columns - 1), header, body,
@@ -412,7 +434,7 @@ def per_seed_latex(runs: pd.DataFrame) -> str:
 def per_seed_markdown(runs: pd.DataFrame) -> str:
     """per_seed.md: the same table as per_seed.tex (every cell filled: easy to parse)."""
     style = Style(latex=False)
-    header = [style.header(*lines) for lines in PER_SEED_HEADER]
+    header = [style.header(*lines) for lines in _per_seed_header(runs)]
     return markdown_table(PER_SEED_TITLE, _per_seed_caption(runs, style), header,
                           _per_seed_rows(runs, style))
 

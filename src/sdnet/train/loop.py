@@ -176,8 +176,10 @@ def build_loaders(config: TrainConfig, prepared: Any, device: torch.device) -> L
     common = {"device": device, "mean": prepared.mean, "std": prepared.std,
                   "channels_last": use_channels_last(config, device)}
     augment = check_config(config).augment  # None resolved to the data set's default
-    train = data.DeviceLoader(images, labels, batch_size=config.batch_size, augment=augment,
-                              shuffle=True, seed=config.seed, **common)
+    # ImageNet's train split is JPEG bytes (sdnet.data.jpegs), decoded per batch on the device.
+    kind = data.JpegLoader if type(images).__name__ == "JpegImages" else data.DeviceLoader
+    train = kind(images, labels, batch_size=config.batch_size, augment=augment, shuffle=True,
+                 seed=config.seed, **common)
     eval_batch = EVAL_BATCH[device.type]
 
     def plain(split: tuple) -> Any:
@@ -301,20 +303,30 @@ def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong:
         f"loss {float(loss_sum) / seen:.4f} err {100.0 * int(wrong) / seen:.2f}%")
 
 
-@torch.no_grad()
 def evaluate(model: GatedNetwork, loader: Any, config: TrainConfig, device: torch.device,
              replica: Replica | None = None) -> float:
     """Error in percent with every block run and scaled by its survival probability (Eq. 5).
     With several ranks each evaluates its part of the split and the counts are summed."""
+    return evaluate_errors(model, loader, config, device, replica)[0]
+
+
+@torch.no_grad()
+def evaluate_errors(model: GatedNetwork, loader: Any, config: TrainConfig, device: torch.device,
+                    replica: Replica | None = None) -> tuple[float, float]:
+    """(top-1, top-5) error in percent, as `evaluate` (ImageNet reports both; with 5 classes
+    or fewer top-5 error is 0)."""
     replica = replica or Replica.single()
     model.eval()
-    wrong = torch.zeros((), dtype=torch.int64, device=device)
+    wrong = torch.zeros(2, dtype=torch.int64, device=device)
     for x, y in loader.batches(0):
         with autocast(config, device):
             logits = model(x)
-        wrong += (logits.argmax(1) != y).sum()
-    wrong = replica.sum(wrong)
-    return 100.0 * int(wrong) / loader.num_samples
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hit5 = (top == y[:, None]).any(dim=1)
+        wrong[0] += (logits.argmax(1) != y).sum()
+        wrong[1] += (~hit5).sum()
+    wrong = replica.sum(wrong).tolist()
+    return 100.0 * wrong[0] / loader.num_samples, 100.0 * wrong[1] / loader.num_samples
 
 
 # ----------------------------------------------------------------------------- summary
@@ -365,6 +377,8 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetw
         "best_val_error": state.best_val_error,
         "test_error_at_best": at_best["test_error"],
         "final_test_error": last["test_error"],
+        "test_error_top5_at_best": at_best.get("test_error_top5"),  # None: a row from before it
+        "final_test_error_top5": last.get("test_error_top5"),
         "train_seconds": train_seconds,
         "mean_epoch_seconds": train_seconds / len(history),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
@@ -401,14 +415,15 @@ def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: to
                       gradients, replica)
     replica.sync_buffers(model)  # several ranks: rank 0's batch-norm statistics everywhere
     eval_start = time.perf_counter()
-    val = (evaluate(model, loaders.val, config, device, replica) if loaders.val is not None
-           else None)
-    test = evaluate(model, loaders.test, config, device, replica)
+    val, val5 = (evaluate_errors(model, loaders.val, config, device, replica)
+                 if loaders.val is not None else (None, None))
+    test, test5 = evaluate_errors(model, loaders.test, config, device, replica)
     eval_seconds = time.perf_counter() - eval_start
     scheduler.step()
     row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_error": stats.error,
            "val_error": val, "test_error": test, "epoch_seconds": stats.seconds,
-           "blocks_computed": stats.blocks_computed}
+           "blocks_computed": stats.blocks_computed, "val_error_top5": val5,
+           "test_error_top5": test5}
     if stats.gradients is not None:
         row.update(stats.gradients.row())  # grad_first_conv, block_gradients
     return row, eval_seconds
