@@ -28,7 +28,7 @@ test: install system-deps docs
 lint: install
 	$(BIN)/snakemake --lint
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests workflow/scripts benchmarks docs/_hooks
+	$(BIN)/ruff check src tests benchmarks docs/_hooks
 
 # The manual (mkdocs.yml, docs/): reference pages generated from the code by docs/_hooks/,
 # warnings are errors, nothing fetched from the network; the site lands in site/.

@@ -23,11 +23,12 @@ ROW = {"lr": 0.1, "train_loss": 1.0, "train_error": 40.0, "val_error": 40.0, "te
        "epoch_seconds": 2.0, "blocks_computed": 1.0}
 
 
-def fake_grid(results: Path, count: int) -> list[Path]:
-    """`count` run folders, half finished, half interrupted after 3 epochs."""
+def fake_grid(results: Path, count: int, network: str = "resnet110") -> list[Path]:
+    """`count` run folders written with the trainer's own writers, half finished, half
+    interrupted after 3 epochs (tests/ops/test_status.py reads them too)."""
     folders = []
     for i in range(count):
-        folder = results / "runs" / "cifar10" / "resnet110" / f"v{i % 10}" / f"seed{i // 10}"
+        folder = results / "runs" / "cifar10" / network / f"v{i % 10}" / f"seed{i // 10}"
         folder.mkdir(parents=True)
         runfolder.write_metrics(folder, [dict(ROW, epoch=e) for e in range(1, 4)])
         if i % 2:

@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import re
-import runpy
 import shutil
 import subprocess
 from pathlib import Path
@@ -216,19 +215,3 @@ def compile_latex(tables: list[Path], workdir: Path) -> str:
     assert done.returncode == 0, done.stdout[-3000:]
     assert (workdir / "doc.pdf").stat().st_size > 1000
     return (workdir / "doc.log").read_text(errors="replace")
-
-
-class Named(list):
-    """A list with attributes, like Snakemake's input/output/log objects."""
-
-    def __init__(self, items=(), **named) -> None:
-        super().__init__([*items, *named.values()])
-        self.__dict__.update(named)
-
-
-def run_script(name: str, **parts) -> None:
-    """Run workflow/scripts/<name>.py the way Snakemake does (a `snakemake` object in globals)."""
-    job = SimpleNamespace(input=Named(), output=Named(), params=Named(), log=Named())
-    job.__dict__.update(parts)
-    script = REPO / "workflow" / "scripts" / f"{name}.py"
-    runpy.run_path(str(script), init_globals={"snakemake": job}, run_name="__main__")

@@ -63,8 +63,7 @@ def test_the_layout_is_spelled_out_only_in_sdnet_layout() -> None:
     status's regex); now only layout.py writes a `/seed{...}` or `/resnet{...}` path part,
     as a format field or a regex group (the workflow reads RUN_FOLDER and TRAIN_LOG)."""
     files = [*sorted((ROOT / "src/sdnet").rglob("*.py")), ROOT / "Snakefile",
-             *sorted((ROOT / "workflow").rglob("*.smk")),
-             *sorted((ROOT / "workflow/scripts").glob("*.py"))]
+             *sorted((ROOT / "workflow").rglob("*.smk"))]
     spelled = [str(p.relative_to(ROOT)) for p in files
                if re.search(r"/(seed|resnet)(\{|\(\?P<)", p.read_text())]
     assert spelled == ["src/sdnet/layout.py"]

@@ -159,106 +159,76 @@ def _cmd_fake(args: argparse.Namespace) -> int:
     return 0
 
 
+# `sdnet report` commands (what the workflow's report rules run): name, help, the sdnet.report
+# function, and its arguments as (flag, the function's keyword, add_argument options).
+_PATH = {"type": Path, "required": True}
+_RUNS_CSV = ("--runs", "runs_csv", _PATH)
+_EPOCHS_CSV = ("--epochs", "epochs_csv", _PATH)
+_OUT_DIR = ("--out-dir", "out_dir", {**_PATH, "help": "folder that receives the files"})
+_REPORT_COMMANDS = (
+    ("aggregate", "run folders -> runs.csv, epochs.csv (and gradients.csv)", "aggregate", (
+        ("runs", "run_dirs", {"type": Path, "nargs": "+",
+                              "help": "run folders (or their summary.json)"}),
+        ("--out-runs", "runs_csv", _PATH),
+        ("--out-epochs", "epochs_csv", _PATH),
+        ("--out-gradients", "gradients_csv", {
+            "type": Path, "default": None,
+            "help": "gradients.csv to write: every run's per-block gradient strength"}))),
+    ("compare", ("runs.csv -> comparisons.csv (each variant against constant depth: Welch's "
+                 "t-test, 95%% interval, Holm)"), "write_comparisons", (
+        _RUNS_CSV, ("--out", "out_csv", {**_PATH, "help": "comparisons.csv to write"}))),
+    ("tables", "runs.csv -> LaTeX and Markdown tables", "render_tables", (
+        _RUNS_CSV, ("--comparisons", "comparisons_csv", {
+            "type": Path, "default": None, "help": "comparisons.csv (default: computed from "
+            "--runs)"}), _OUT_DIR)),
+    ("figures", "runs.csv + epochs.csv -> PDF and PNG figures", "plot_figures", (
+        _RUNS_CSV, _EPOCHS_CSV, _OUT_DIR,
+        ("--log-scale", "log_scale", {"action": argparse.BooleanOptionalAction, "default": True,
+                                      "help": "a log-scaled error axis (default: yes)"}))),
+    ("p-last-figure", "runs.csv of a p_L sweep -> error_vs_p_last (PDF and PNG)",
+     "plot_p_last_figure", (_RUNS_CSV, _OUT_DIR)),
+    ("gradient-figures", ("runs.csv + epochs.csv + gradients.csv -> gradient_magnitude and "
+                          "gradient_profile (PDF and PNG)"), "plot_gradient_figures", (
+        _RUNS_CSV, _EPOCHS_CSV, ("--gradients", "gradients_csv", _PATH), _OUT_DIR)),
+    ("heatmap", "runs.csv of a grid over depth and p_L -> error_heatmap (PDF and PNG)",
+     "plot_heatmap_figure", (_RUNS_CSV, _OUT_DIR)),
+)
+
+
 def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="aggregate run folders, compare variants, render tables "
                        "and figures")
     rsub = p.add_subparsers(dest="report_command", required=True)
-
-    a = rsub.add_parser("aggregate", help="run folders -> runs.csv, epochs.csv (and "
-                        "gradients.csv)")
-    a.add_argument("runs", type=Path, nargs="+", help="run folders (each with summary.json)")
-    a.add_argument("--out-runs", type=Path, required=True)
-    a.add_argument("--out-epochs", type=Path, required=True)
-    a.add_argument("--out-gradients", type=Path, default=None,
-                   help="gradients.csv to write: every run's per-block gradient strength")
-    a.set_defaults(func=_cmd_aggregate)
-
-    c = rsub.add_parser("compare", help="runs.csv -> comparisons.csv (each variant against "
-                        "constant depth: Welch's t-test, 95%% interval, Holm)")
-    c.add_argument("--runs", type=Path, required=True)
-    c.add_argument("--out", type=Path, required=True, help="comparisons.csv to write")
-    c.set_defaults(func=_cmd_compare)
-
-    t = rsub.add_parser("tables", help="runs.csv -> LaTeX and Markdown tables")
-    t.add_argument("--runs", type=Path, required=True)
-    t.add_argument("--comparisons", type=Path, default=None,
-                   help="comparisons.csv (default: computed from --runs)")
-    t.add_argument("--out-dir", type=Path, required=True)
-    t.set_defaults(func=_cmd_tables)
-
-    g = rsub.add_parser("figures", help="runs.csv + epochs.csv -> PDF and PNG figures")
-    g.add_argument("--runs", type=Path, required=True)
-    g.add_argument("--epochs", type=Path, required=True)
-    g.add_argument("--out-dir", type=Path, required=True)
-    g.set_defaults(func=_cmd_figures)
-
-    s = rsub.add_parser("p-last-figure", help="runs.csv of a p_L sweep -> error_vs_p_last "
-                        "(PDF and PNG)")
-    s.add_argument("--runs", type=Path, required=True)
-    s.add_argument("--out-dir", type=Path, required=True)
-    s.set_defaults(func=_cmd_p_last_figure)
-
-    d = rsub.add_parser("gradient-figures", help="runs.csv + epochs.csv + gradients.csv -> "
-                        "gradient_magnitude and gradient_profile (PDF and PNG)")
-    d.add_argument("--runs", type=Path, required=True)
-    d.add_argument("--epochs", type=Path, required=True)
-    d.add_argument("--gradients", type=Path, required=True)
-    d.add_argument("--out-dir", type=Path, required=True)
-    d.set_defaults(func=_cmd_gradient_figures)
-
-    h = rsub.add_parser("heatmap", help="runs.csv of a grid over depth and p_L -> "
-                        "error_heatmap (PDF and PNG)")
-    h.add_argument("--runs", type=Path, required=True)
-    h.add_argument("--out-dir", type=Path, required=True)
-    h.set_defaults(func=_cmd_heatmap)
+    for name, help_text, function, arguments in _REPORT_COMMANDS:
+        r = rsub.add_parser(name, help=help_text)
+        for flag, keyword, options in arguments:
+            if flag.startswith("-"):
+                metavar = None if "action" in options else flag[2:].upper().replace("-", "_")
+                r.add_argument(flag, dest=keyword, metavar=metavar, **options)
+            else:
+                r.add_argument(keyword, metavar=flag, **options)
+        r.set_defaults(func=_cmd_report, report_function=function,
+                       report_keywords=[keyword for _, keyword, _ in arguments])
 
 
-def _cmd_aggregate(args: argparse.Namespace) -> int:
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Run one sdnet.report step, its progress lines (`wrote ...`) on stderr: the rule's log."""
+    import logging
+
     from sdnet import report
 
-    report.aggregate(args.runs, args.out_runs, args.out_epochs, args.out_gradients)
-    return 0
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from sdnet import report
-
-    report.write_comparisons(args.runs, args.out)
-    return 0
-
-
-def _cmd_tables(args: argparse.Namespace) -> int:
-    from sdnet import report
-
-    report.render_tables(args.runs, args.out_dir, args.comparisons)
-    return 0
-
-
-def _cmd_figures(args: argparse.Namespace) -> int:
-    from sdnet import report
-
-    report.plot_figures(args.runs, args.epochs, args.out_dir)
-    return 0
-
-
-def _cmd_p_last_figure(args: argparse.Namespace) -> int:
-    from sdnet import report
-
-    report.plot_p_last_figure(args.runs, args.out_dir)
-    return 0
-
-
-def _cmd_gradient_figures(args: argparse.Namespace) -> int:
-    from sdnet import report
-
-    report.plot_gradient_figures(args.runs, args.epochs, args.gradients, args.out_dir)
-    return 0
-
-
-def _cmd_heatmap(args: argparse.Namespace) -> int:
-    from sdnet import report
-
-    report.plot_heatmap_figure(args.runs, args.out_dir)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("sdnet")
+    level = ours.level
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    try:
+        getattr(report, args.report_function)(
+            **{keyword: getattr(args, keyword) for keyword in args.report_keywords})
+    finally:
+        ours.removeHandler(handler)
+        ours.setLevel(level)
     return 0
 
 
@@ -269,9 +239,11 @@ def _add_status_parser(sub: argparse._SubParsersAction) -> None:
         "interrupted, stale (settings differ from the config) or not started, then totals "
         "(training hours; device-hours spent per device and left). "
         "Without --results it lists the grid of config.yaml (+ --configfile files, merged as "
-        "Snakemake merges them), run from the repository root.")
+        "Snakemake merges them), run from the repository root; elsewhere, the grid of the "
+        "--configfile files.")
     p.add_argument("--configfile", type=Path, nargs="+", default=[],
-                   help="config files merged over config.yaml, as given to snakemake")
+                   help="config files merged over config.yaml (when there is one here), as "
+                   "given to snakemake")
     p.add_argument("--results", type=Path, default=None,
                    help="list the run folders under this folder instead of the config's grid")
     p.add_argument("--json", action="store_true", help="a JSON list, one object per run")
@@ -287,11 +259,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
                              "--configfile applies only without --results")
         rows = status.folder_rows(args.results)
     else:
-        base = Path("config.yaml")
-        if not base.is_file():
+        # config.yaml here (the repository root) under the --configfile files, as snakemake
+        # merges them; elsewhere (an installed sdnet) the --configfile files alone
+        base = [Path("config.yaml")] if Path("config.yaml").is_file() else []
+        if not base and not args.configfile:
             raise SdnetError("no config.yaml here: run `sdnet status` in the repository root, "
-                             "or pass --results DIR to list the run folders under DIR")
-        rows = status.grid_rows([base, *args.configfile])
+                             "pass --configfile FILE, or --results DIR to list the run folders "
+                             "under DIR")
+        rows = status.grid_rows([*base, *args.configfile])
     print(status.as_json(rows) if args.json else status.render(rows))
     return 0
 

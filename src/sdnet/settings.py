@@ -8,7 +8,7 @@ bounds and which part of the workflow config may set it. From that one place com
 - `to_flags(settings)`: a run's settings as those flags (common.smk builds every training job's
   command line with it; `sdnet train` parses them back into the same values);
 - `schema_properties(group)`: the JSON schema of the settings the config may set
-  (`$defs.train_settings` and `$defs.survival_settings` of workflow/schemas/config.schema.yaml,
+  (`$defs.train_settings` and `$defs.survival_settings` of src/sdnet/grid/config.schema.yaml,
   which tests/test_settings.py checks against it);
 - `check_config`: the same bounds and choices for a `TrainConfig` built in Python.
 The enumerations are declared once and referenced: survival rules (`sdnet.spec`), network

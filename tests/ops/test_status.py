@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.bench_status import fake_grid
 from sdnet import settings
 from sdnet.ops import status
 from sdnet.train import runfolder
@@ -142,25 +143,9 @@ def test_status_outside_a_checkout_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--configfile applies only without --results" in proc.stderr
 
 
-def _fake_run_folders(results: Path, count: int, network: str = "resnet110") -> list[Path]:
-    """`count` finished run folders written with the trainer's own writers."""
-    row = {"epoch": 1, "lr": 0.1, "train_loss": 1.0, "train_error": 50.0, "val_error": 40.0,
-           "test_error": 41.0, "epoch_seconds": 2.0, "blocks_computed": 1.0}
-    folders = []
-    for i in range(count):
-        folder = results / "runs" / "cifar10" / network / f"v{i % 10}" / f"seed{i // 10}"
-        folder.mkdir(parents=True)
-        runfolder.write_metrics(folder, [dict(row, epoch=e) for e in range(1, 4)])
-        if i % 2:
-            runfolder.write_summary(folder, {"epochs": 3, "best_val_error": 40.0,
-                                             "final_test_error": 41.0, "train_seconds": 6.0})
-        folders.append(folder)
-    return folders
-
-
 def test_status_reads_a_thousand_run_folders(tmp_path: Path) -> None:
     """Every folder of a large grid read and counted (its speed: benchmarks/bench_status.py)."""
-    _fake_run_folders(tmp_path / "results", 1000)
+    fake_grid(tmp_path / "results", 1000)
     rows = status.folder_rows(tmp_path / "results")
     assert len(rows) == 1000
     assert {r.state for r in rows} == {"done", "interrupted"}
@@ -174,7 +159,7 @@ def test_status_tells_networks_of_one_depth_apart(tmp_path: Path) -> None:
     by their network, from the folders alone and from a config that chooses the families."""
     results = tmp_path / "results"
     for network in ("resnet50", "cifar-resnet50", "preact-resnet110"):
-        _fake_run_folders(results, 2, network)
+        fake_grid(results, 2, network)
     rows = status.folder_rows(results)
     assert [(r.network, r.arch, r.depth, r.seed) for r in rows if r.variant == "v0"] == [
         ("cifar-resnet50", "cifar", 50, 0), ("resnet50", "bottleneck", 50, 0),

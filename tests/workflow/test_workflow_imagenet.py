@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from tests.test_workflow import copy_workflow, job_counts, run_ok, write_overlay
+from test_workflow import copy_workflow, job_counts, run_ok, write_overlay
 
 TINY = {
     "results_dir": "results/inet",

@@ -60,7 +60,7 @@ def test_bad_sharing_settings_stop_before_any_job(workdir: Path, setting: str,
     result = snakemake(workdir, "--cores", "1", *DEMO, "bad.yaml")
     assert result.returncode != 0
     lines = [line for line in result.stdout.splitlines() if "Invalid config" in line]
-    assert lines == [f"Invalid config: {expected} (see workflow/schemas/config.schema.yaml)"]
+    assert lines == [f"Invalid config: {expected} (see src/sdnet/grid/config.schema.yaml)"]
     assert not (workdir / "resources").exists() and not (workdir / "results").exists()
 
 

@@ -1,15 +1,11 @@
-# Config -> validated settings, paths and `sdnet train` flags. Parsed on every snakemake call
-# (dry runs included), so nothing here imports torch, numpy or pandas: only the torch-free
-# sdnet.spec (with the data set registry), sdnet.grid (validation, the settings cascade, sweeps
-# and the run list, shared with `sdnet status`), sdnet.layout (where a run lives) and
-# sdnet.settings (the flags).
+# Config -> validated config -> what the rules need, all from the torch-free sdnet.grid (tested
+# Python: the run list and settings cascade, `commands` for each rule's flags, `targets` for the
+# figures and tables) and sdnet.layout (where a run lives). Parsed on every snakemake call, dry
+# runs included, so nothing here imports torch, numpy or pandas.
 
 import functools
-import math
 import os
-import shlex
 import sys
-import types
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -19,94 +15,39 @@ try:
 except ImportError:  # a checkout used without `pip install -e .`: the package sits in src/
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
     from sdnet import grid, layout, spec
-from sdnet.jobs import sharing
 from sdnet.errors import SdnetError
-from sdnet.settings import to_flags
+from sdnet.grid import commands, targets
+from sdnet.jobs import sharing
 
-
-# ---------------------------------------------------------------------------------------------
-# Validation: one readable message, before any job (sdnet.grid.validate: schema with defaults
-# filled in, then the checks JSON schema cannot express; warnings are one line each).
-# ---------------------------------------------------------------------------------------------
-
-SCHEMA_PATH = grid.SCHEMA_RELPATH  # relative to the Snakefile
-
-
-def stop(message: str) -> None:
-    """Stop Snakemake before any job with one line (a WorkflowError would add a traceback)."""
-    raise SystemExit(f"Invalid config: {message} (see {SCHEMA_PATH})")
-
-
+# Validation: one readable message before any job (schema with defaults filled in, then the
+# checks JSON schema cannot express; warnings are one line each).
+SCHEMA_PATH = grid.SCHEMA_RELPATH
 try:
-    grid.validate(config, Path(workflow.basedir) / SCHEMA_PATH,
-                  warn=lambda message: logger.warning(f"Config warning: {message}"))
+    grid.validate(config, warn=lambda message: logger.warning(f"Config warning: {message}"))
 except grid.ConfigError as err:
-    stop(str(err))
+    raise SystemExit(f"Invalid config: {err} (see {SCHEMA_PATH})")
 
-
-def put_sdnet_on_path() -> None:
-    """Rules call plain `sdnet`: find the one installed beside the Python running Snakemake, so
-    `.venv/bin/snakemake` works without an activated venv (under --sdm conda, the activated rule
-    environment comes first on PATH)."""
-    bindir = Path(sys.executable).parent
-    path = os.environ.get("PATH", "")
-    if (bindir / "sdnet").exists() and str(bindir) not in path.split(os.pathsep):
-        os.environ.update(PATH=os.pathsep.join([str(bindir), path]))
-
-
-put_sdnet_on_path()
+commands.sdnet_on_path()
 
 RESULTS = config["results_dir"].rstrip("/")
 RESOURCES = config["resources_dir"].rstrip("/")
-EXPERIMENT = config["experiment"]
 LOGS = f"{RESULTS}/logs"
-
 # Wildcard patterns shared by the rules; a run's folder and log: sdnet.layout.
 RUN_DIR = f"{RESULTS}/{layout.RUN_FOLDER}"
 TRAIN_LOG = f"{RESULTS}/{layout.TRAIN_LOG}"
 RAW_ARCHIVE = f"{RESOURCES}/raw/{{dataset}}/{{archive}}"
 FAKE_ARCHIVE = f"{RESOURCES}/mirror/{{dataset}}/{{archive}}"
 DATA_DIR = f"{RESOURCES}/data/{{dataset}}"
-RUNS_CSV = f"{RESULTS}/metrics/runs.csv"
-EPOCHS_CSV = f"{RESULTS}/metrics/epochs.csv"
-GRADIENTS_CSV = f"{RESULTS}/metrics/gradients.csv"
-# sdnet.report.FIGURES and GRADIENT_FIGURES (not imported: they need pandas)
-FIGURES = ("test_error_curves", "final_error", "epoch_time")
-GRADIENT_FIGURES = ("gradient_magnitude", "gradient_profile")
+METRICS = f"{RESULTS}/metrics"
+FIGURES = f"{RESULTS}/figures"
+TABLES = f"{RESULTS}/tables"
 
 # ---------------------------------------------------------------------------------------------
-# Data sets
+# Data sets (the data set registry names each one's files; sdnet.grid.commands the flags)
 # ---------------------------------------------------------------------------------------------
 
-# Each data set's object (sdnet.spec.dataset_spec, from the data set registry) names its
-# official files: `sdnet data download` stores each file under its name. Most data sets are one
-# archive; a folder data set (SVHN) has several files, each downloaded on its own job (a failed
-# 1.3 GB extra_32x32.mat does not refetch the others) and prepared as one folder.
-FOLDER_DATASETS = [d for d in spec.DATASETS if spec.dataset_spec(d).folder]
+FOLDER_DATASETS = commands.folder_datasets()
 ARCHIVE_DATASETS = [d for d in spec.DATASETS if d not in FOLDER_DATASETS]
-
-
-def dataset_config(dataset: str) -> dict:
-    """The `datasets:` entry of a data set (defaults filled in by the schema)."""
-    return config["datasets"][dataset]
-
-
-def is_fake(dataset: str) -> bool:
-    return dataset_config(dataset).get("fake") is not None
-
-
-def is_folder(dataset: str) -> bool:
-    return dataset in FOLDER_DATASETS
-
-
-def dataset_files(dataset: str) -> list[str]:
-    """The raw files this configuration needs (the data set's object says: SVHN's extra only
-    with use_extra)."""
-    return [f.name for f in spec.dataset_spec(dataset).needed_files(dataset_config(dataset))]
-
-
-def raw_file(dataset: str, name: str) -> str:
-    return RAW_ARCHIVE.format(dataset=dataset, archive=name)
 
 
 def fake_file(dataset: str, name: str) -> str:
@@ -115,105 +56,46 @@ def fake_file(dataset: str, name: str) -> str:
 
 def download_input(wildcards) -> list[str]:
     """The locally made fake file when the data set is faked, else nothing."""
-    if is_fake(wildcards.dataset):
+    if commands.is_fake(config, wildcards.dataset):
         return [fake_file(wildcards.dataset, wildcards.archive)]
     return []
 
 
 def download_flags(wildcards, output) -> str:
-    """--file/--url/--md5 for `sdnet data download`: the fake mirror, a configured source or
-    the defaults.
-
-    It takes `output` so that Snakemake counts it as derived from the output path and not as a
-    rerun trigger: where the archive comes from (a mirror, say) is not what it is (its md5 is
-    checked), so switching to a mirror must not re-prepare and retrain everything.
-    """
-    dataset, name = wildcards.dataset, wildcards.archive
-    folder = is_folder(dataset)
-    flags = ["--file", shlex.quote(name)] if folder else []
-    if is_fake(dataset):
-        source = fake_file(dataset, name)
-        url = os.path.dirname(source) + "/" if folder else source
-        return " ".join([*flags, "--url", shlex.quote(url), "--md5", "none"])
-    entry = dataset_config(dataset)
-    md5 = entry.get("md5")
-    if isinstance(md5, dict):  # one md5 per file (SVHN)
-        md5 = md5.get(name)
-    if entry.get("url"):
-        flags += ["--url", shlex.quote(str(entry["url"]))]
-    if md5:
-        flags += ["--md5", shlex.quote(md5)]
-    return " ".join(flags)
-
-
-def fake_flags(dataset: str) -> str:
-    """`sdnet data fake` settings (a change remakes the fake, and so everything after it)."""
-    fake = dataset_config(dataset)["fake"] or {}
-    flags = [f"--seed {fake.get('seed', 0)}"]
-    if "per_class" in fake:
-        flags.append(f"--per-class {fake['per_class']}")
-    return " ".join(flags)
+    """It takes `output` so that Snakemake counts it as derived from the output path, not as a
+    rerun trigger: where the file comes from (a mirror, say) is not what it is (its md5 is)."""
+    return commands.download_flags(config, wildcards.dataset, wildcards.archive,
+                                   fake_file(wildcards.dataset, wildcards.archive))
 
 
 def prepare_input(wildcards) -> list[str]:
     """The downloaded files, under their official names."""
-    return [raw_file(wildcards.dataset, name) for name in dataset_files(wildcards.dataset)]
+    return [RAW_ARCHIVE.format(dataset=wildcards.dataset, archive=name)
+            for name in commands.dataset_files(config, wildcards.dataset)]
 
 
 def prepare_archive(wildcards, input) -> str:
     """`--archive`: the archive, or for a folder data set the folder holding its files."""
-    return os.path.dirname(input[0]) if is_folder(wildcards.dataset) else input[0]
-
-
-def prepare_flags(wildcards) -> str:
-    """The settings that shape the prepared arrays (a change re-prepares and so retrains)."""
-    entry = dataset_config(wildcards.dataset)
-    flags = [f"--split-seed {entry['split_seed']}"]
-    if entry.get("val_size") is not None:
-        flags.append(f"--val-size {entry['val_size']}")
-    if "use_extra" in entry:
-        flags.append("--use-extra" if entry["use_extra"] else "--no-use-extra")
-    if entry.get("max_side") is not None:
-        flags.append(f"--max-side {entry['max_side']}")
-    for split, count in sorted((entry.get("val_per_class") or {}).items()):
-        flags.append(f"--val-per-class-{split} {count}")
-    return " ".join(flags)
+    return os.path.dirname(input[0]) if wildcards.dataset in FOLDER_DATASETS else input[0]
 
 
 # ---------------------------------------------------------------------------------------------
-# Training runs: THE mapping run -> `sdnet train` flags (also the rule's params, so a rerun is
-# triggered by exactly what changes a run).
+# Training runs: the run -> `sdnet train` flags (also the rule's params, so a rerun is triggered
+# by exactly what changes a run) and the job's size.
 # ---------------------------------------------------------------------------------------------
 
 
-def run_settings(dataset: str, network: str, variant: str, seed) -> dict:
-    """Every trainer setting of one run: the cascade train < data set < network < variant,
-    then the run's identity (depth and arch from the network's name)."""
-    return grid.run_settings(config, dataset, network, variant, seed)
-
-
-# Keys of the cascade that size the job rather than the run (sdnet.settings.RESOURCES).
-JOB_SIZE = ("gpus", "nodes")
+def run_settings(wildcards) -> dict:
+    return grid.run_settings(config, wildcards.dataset, wildcards.network, wildcards.variant,
+                             wildcards.seed)
 
 
 def train_flags(wildcards) -> str:
-    """`sdnet train` flags of the run named by the wildcards (sdnet.settings.to_flags: sorted,
-    so stable across calls; `sdnet train` parses them back into the same settings). A run on
-    several GPUs ends with `--nproc N [--nodes M]` (one rank per GPU)."""
-    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
-                            wildcards.seed)
-    args = to_flags({k: v for k, v in settings.items() if k not in JOB_SIZE})
-    ranks, nodes = train_ranks(wildcards), train_nodes(wildcards)
-    if ranks > 1 or nodes > 1:
-        args += ["--nproc", str(ranks)] + (["--nodes", str(nodes)] if nodes > 1 else [])
-    return shlex.join(args)
+    return commands.train_flags(run_settings(wildcards))
 
 
 def train_ranks(wildcards) -> int:
-    """GPUs (= ranks) of the run: `gpus` from the settings cascade, default 1."""
-    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
-                            wildcards.seed)
-    return int(settings.get("gpus") or 1)
+    return commands.ranks(run_settings(wildcards))
 
 
 def job_threads(processes):
@@ -238,9 +120,7 @@ def trainer_threads(processes):
 
 
 def train_nodes(wildcards) -> int:
-    settings = run_settings(wildcards.dataset, wildcards.network, wildcards.variant,
-                            wildcards.seed)
-    return int(settings.get("nodes") or 1)
+    return commands.nodes(run_settings(wildcards))
 
 
 def if_several_ranks(value):
@@ -250,25 +130,21 @@ def if_several_ranks(value):
     return lambda wildcards: value(wildcards) if train_ranks(wildcards) > 1 else None
 
 
+TRAIN_RESOURCES = config["train_resources"]
+IN_JOB = workflow.remote_exec or workflow.subprocess_exec
+
+
 def train_retries() -> int:
     """Retries belong to the submitting Snakemake; inside a Slurm job they would rerun in place."""
-    if workflow.remote_exec or workflow.subprocess_exec:
-        return 0
-    return config["train_resources"]["retries"]
+    return 0 if IN_JOB else TRAIN_RESOURCES["retries"]
 
 
 def train_runtime(wildcards, attempt: int) -> int:
-    """Minutes for this attempt: a job killed by the walltime asks for more on retry."""
-    res = config["train_resources"]
-    return math.ceil(res["runtime"] * res["runtime_growth"] ** (attempt - 1))
+    return commands.runtime(TRAIN_RESOURCES, attempt)
 
 
-# ---------------------------------------------------------------------------------------------
-# Several runs per GPU (train_resources.runs_per_gpu = k > 1; sdnet.jobs.sharing says how). k = 1
-# changes nothing: one train_run job per run, one GPU each.
-# ---------------------------------------------------------------------------------------------
-
-TRAIN_RESOURCES = config["train_resources"]
+# Several runs per GPU (train_resources.runs_per_gpu k > 1; sdnet.jobs.sharing says how): one
+# job per run with k per GPU (shard), or one job per pack of k runs (pack). k = 1 changes nothing.
 RUNS_PER_GPU = TRAIN_RESOURCES["runs_per_gpu"]
 SHARDED = RUNS_PER_GPU > 1 and TRAIN_RESOURCES["gpu_sharing"] == "shard"
 PACKED = RUNS_PER_GPU > 1 and TRAIN_RESOURCES["gpu_sharing"] == "pack"
@@ -288,8 +164,8 @@ def shards_per_job() -> int:
 
 
 def train_gpu(wildcards) -> int:
-    """The run's GPUs (`gpus`, default 1; locally one of its k slots with runs_per_gpu k); on
-    Slurm with shards the job asks shards instead."""
+    """The run's GPUs (locally one of its k slots with runs_per_gpu k); on Slurm with shards
+    the job asks shards instead."""
     return 0 if SHARDED and on_slurm() else train_ranks(wildcards)
 
 
@@ -305,7 +181,7 @@ def train_gres(wildcards) -> str:
 
 
 # shard: locally, `--resources gpu=G` admits k x G training jobs (the GPU lock gives each a slot).
-if SHARDED and not (workflow.remote_exec or workflow.subprocess_exec):
+if SHARDED and not IN_JOB:
     _gpus = workflow.global_resources.get("gpu").value
     if isinstance(_gpus, int):
         workflow.register_resource("gpu", _gpus * RUNS_PER_GPU)
@@ -313,46 +189,18 @@ if SHARDED and not (workflow.remote_exec or workflow.subprocess_exec):
                     f"{_gpus * RUNS_PER_GPU} training jobs, {RUNS_PER_GPU} per GPU")
 
 
-def check_gpu_sharing() -> None:
-    """shard on Slurm: the cluster must have shards that fit k (one line before any job)."""
-    if SHARDED and on_slurm() and not (workflow.remote_exec or workflow.subprocess_exec):
+onstart:
+    # shard on Slurm: the cluster must have shards that fit k (one line before any job)
+    if SHARDED and on_slurm() and not IN_JOB:
         try:
             shards_per_job()
         except SdnetError as err:
             raise SystemExit(f"Invalid config: {err}") from None
 
 
-onstart:
-    check_gpu_sharing()
-
-
-def pack_members(pack) -> str:
-    """`sdnet launch` runs of a pack: LOG -- TRAIN_ARGS, separated by ::."""
-    words = []
-    for run in pack.runs:
-        wildcards = types.SimpleNamespace(**run.wildcards)
-        args = ["--data", DATA_DIR.format(dataset=run.dataset),
-                "--out", RUN_DIR.format(**run.wildcards), *shlex.split(train_flags(wildcards)),
-                "--on-mismatch", "restart"]
-        words += [*(["::"] if words else []), TRAIN_LOG.format(**run.wildcards), "--", *args]
-    return shlex.join(words)
-
-
-def pack_outputs(pack) -> list[str]:
-    return [f"{RUN_DIR.format(**run.wildcards)}/{name}" for run in pack.runs
-            for name in ("metrics.csv", "summary.json", "model.pt")]
-
-
-def pack_inputs(pack) -> list[str]:
-    datasets = sorted({run.dataset for run in pack.runs})
-    return [f"{DATA_DIR.format(dataset=d)}/{name}" for d in datasets
-            for name in ("train.npz", "test.npz", "meta.json")]
-
-
 # ---------------------------------------------------------------------------------------------
 # Targets
 # ---------------------------------------------------------------------------------------------
-
 
 GRID_RUNS = grid.runs(config)  # expanded once per parse: the targets below all read it
 # pack: k seeds of one (data set, network, variant) per training job (sdnet.jobs.sharing.packs)
@@ -363,50 +211,33 @@ def all_summaries() -> list[str]:
     return [f"{RESULTS}/{run.folder}/summary.json" for run in GRID_RUNS]
 
 
-COMPARISONS_CSV = f"{RESULTS}/metrics/comparisons.csv"
-SWEEP_FIGURE = "error_vs_p_last"  # sdnet.report.SWEEP_FIGURE (not imported: it needs pandas)
-HEATMAP_FIGURE = "error_heatmap"  # sdnet.report.HEATMAP_FIGURE
-
-
-def has_p_last_sweep() -> bool:
-    """Whether some (data set, network, augmentation) of the grid has two or more p_L values of
-    one survival rule: the rows sdnet.report.sweep_rows draws against p_L."""
-    values: dict[tuple, set] = {}
-    for run in GRID_RUNS:
-        settings = run.settings
-        if settings["survival"] != "none":
-            key = (run.dataset, run.network, settings.get("augment"), settings["survival"])
-            values.setdefault(key, set()).add(float(settings["p_last"]))
-    return any(len(p_lasts) >= 2 for p_lasts in values.values())
-
-
-def has_heatmap() -> bool:
-    """Whether some (data set, augmentation, survival rule) of the grid has two or more depths
-    and two or more p_L values: the panels sdnet.report.heatmap_panels draws."""
-    axes: dict[tuple, tuple[set, set]] = {}
-    for run in GRID_RUNS:
-        settings = run.settings
-        if settings["survival"] != "none":
-            key = (run.dataset, settings.get("augment"), settings["survival"])
-            depths, p_lasts = axes.setdefault(key, (set(), set()))
-            depths.add(int(run.depth))
-            p_lasts.add(float(settings["p_last"]))
-    return any(len(d) >= 2 and len(p) >= 2 for d, p in axes.values())
+def metrics_files() -> list[str]:
+    """The aggregated tables: runs, epochs, gradients and the variants' comparisons."""
+    return [f"{METRICS}/{name}.csv" for name in ("runs", "epochs", "gradients", "comparisons")]
 
 
 def figure_files() -> list[str]:
-    """Every figure of the grid; error_vs_p_last only when the grid sweeps p_L, error_heatmap
-    only when it varies both depth and p_L."""
-    names = [*FIGURES, *GRADIENT_FIGURES, *([SWEEP_FIGURE] if has_p_last_sweep() else []),
-             *([HEATMAP_FIGURE] if has_heatmap() else [])]
-    return [f"{RESULTS}/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
+    """Every figure of the grid (sdnet.grid.targets: error_vs_p_last only when the grid sweeps
+    p_L, error_heatmap only when it varies both depth and p_L)."""
+    names = targets.figure_names(targets.points(GRID_RUNS))
+    return [f"{FIGURES}/{name}" for name in targets.figure_files(names)]
 
 
 def table_files() -> list[str]:
-    return [f"{RESULTS}/tables/{name}.{ext}" for name in ("summary", "per_seed", "cost")
-            for ext in ("tex", "md")]
+    return [f"{TABLES}/{name}" for name in targets.table_files()]
 
 
-def metrics_files() -> list[str]:
-    """The aggregated tables: runs, epochs, gradients and the variants' comparisons."""
-    return [RUNS_CSV, EPOCHS_CSV, GRADIENTS_CSV, COMPARISONS_CSV]
+def figures(*names: str) -> dict:
+    """The figures' outputs, {name}_pdf and {name}_png (sdnet.grid.targets names them); each
+    PNG goes into the HTML report with the caption workflow/report/{name}.rst."""
+    outputs = {}
+    for name in names:
+        outputs[f"{name}_pdf"] = f"{FIGURES}/{name}.pdf"
+        outputs[f"{name}_png"] = report(f"{FIGURES}/{name}.png",
+                                        caption=f"../report/{name}.rst", category="Figures")
+    return outputs
+
+
+def output_folder(wildcards, output) -> str:
+    """`--out-dir` of a report step: the folder of its outputs."""
+    return os.path.dirname(output[0])

@@ -8,7 +8,7 @@ rule make_fake_archive:
     wildcard_constraints:
         dataset="|".join(ARCHIVE_DATASETS),
     params:
-        flags=lambda wildcards: fake_flags(wildcards.dataset),
+        flags=lambda wildcards: commands.fake_flags(config, wildcards.dataset),
     log:
         f"{LOGS}/make_fake_archive/{{dataset}}/{{archive}}.log",
     conda:
@@ -30,7 +30,7 @@ for _dataset in FOLDER_DATASETS:
             [fake_file(_dataset, f.name) for f in spec.dataset_spec(_dataset).files],
         params:
             dataset=_dataset,
-            flags=(lambda dataset: lambda wildcards: fake_flags(dataset))(_dataset),
+            flags=commands.fake_flags(config, _dataset),
             folder=lambda wildcards, output: os.path.dirname(output[0]),
         localrule: True
         log:
@@ -70,7 +70,7 @@ rule prepare_dataset:
         meta=f"{DATA_DIR}/meta.json",
     params:
         archive=prepare_archive,
-        flags=prepare_flags,
+        flags=lambda wildcards: commands.prepare_flags(config, wildcards.dataset),
     threads: config["data_workers"]
     log:
         f"{LOGS}/prepare_dataset/{{dataset}}.log",

@@ -70,11 +70,11 @@ for _pack in PACKS:
         name:
             _pack.name
         input:
-            pack_inputs(_pack),
+            commands.pack_inputs(_pack.runs, DATA_DIR),
         output:
-            pack_outputs(_pack),
+            commands.pack_outputs(_pack.runs, RUN_DIR),
         params:
-            members=pack_members(_pack),
+            members=commands.pack_members(_pack.runs, DATA_DIR, RUN_DIR, TRAIN_LOG),
             threads=trainer_threads(_pack.size),  # per run: the pack's threads over its runs
         threads: job_threads(_pack.size)
         resources:

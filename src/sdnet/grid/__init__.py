@@ -32,10 +32,8 @@ not a cascade setting (it names the run folder): `arch:` in a cascade level is r
 pointer to `experiment.archs`. `augment: null` resolves to the data set's default
 (`sdnet.spec.dataset_spec(ds).augment`), so a dry run shows `--augment` / `--no-augment`.
 
-The schema: `schema=None` means the checkout's `workflow/schemas/config.schema.yaml`, looked up
-(1) beside this package in a source checkout (`src/sdnet/grid/` -> `../../../workflow/...`, the
-editable install), then (2) in the current directory and its parents (the repository root a
-user runs `sdnet status` from).
+The schema: `schema=None` means `config.schema.yaml` in this package (package data, so an
+installed sdnet validates a config anywhere, without a checkout).
 
 The package: `files` (read, merge, load), `schema` (the schema and its messages), `sweeps`,
 `cascade` (a run's settings, a data set's networks, the run list), `checks` (validate and the

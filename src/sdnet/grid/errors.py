@@ -7,7 +7,8 @@ from collections.abc import Callable
 from sdnet import layout
 from sdnet.errors import SdnetError
 
-SCHEMA_RELPATH = "workflow/schemas/config.schema.yaml"
+# The config schema ships in the package (package data): an installed sdnet needs no checkout.
+SCHEMA_RELPATH = "src/sdnet/grid/config.schema.yaml"  # in a checkout, from its root
 # A variant name (and so a run folder's path component and the Snakemake wildcard).
 NAME_PATTERN = layout.VARIANT_PATTERN
 URL_SCHEMES = ("http", "https", "file")

@@ -16,16 +16,14 @@ import yaml
 from sdnet import spec
 from sdnet.grid.errors import SCHEMA_RELPATH, ConfigError
 
+SCHEMA_FILE = Path(__file__).resolve().with_name(Path(SCHEMA_RELPATH).name)
+
 
 def find_schema() -> Path:
-    """The checkout's config schema (see the module docstring for where it is looked up)."""
-    candidates = [Path(__file__).resolve().parents[3] / SCHEMA_RELPATH]
-    here = Path.cwd().resolve()
-    candidates += [folder / SCHEMA_RELPATH for folder in (here, *here.parents)]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"cannot find {SCHEMA_RELPATH}: run from the repository root")
+    """The config schema, package data beside this module (installed or in a checkout)."""
+    if not SCHEMA_FILE.is_file():
+        raise ConfigError(f"cannot find the config schema {SCHEMA_FILE}: reinstall sdnet")
+    return SCHEMA_FILE
 
 
 @functools.lru_cache(maxsize=8)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sdnet import console
 from sdnet.errors import SdnetError
@@ -118,27 +119,39 @@ def acquire_gpu(
     """
     if num_gpus < 1:
         raise SdnetError("no GPU to choose from")
-    start = time.monotonic()
-    announced = False
     held_by = "other `sdnet train` processes" if slots <= 1 else \
         f"{slots} `sdnet train` processes each (runs_per_gpu {slots})"
+    return _wait_for(
+        lambda: try_acquire_gpu(num_gpus, folder, slots),
+        busy=f"all {num_gpus} GPUs are busy with {held_by}",
+        gave_up=f"all {num_gpus} GPUs are held by {held_by} (locks in {folder or lock_dir()})",
+        poll_seconds=poll_seconds, timeout=timeout, log=log, sleep=sleep, jitter=False)
+
+
+def _wait_for(take: Callable[[], Any], *, busy: str, gave_up: str, poll_seconds: float,
+              timeout: float | None, log: Callable[[str], None],
+              sleep: Callable[[float], None], jitter: bool) -> Any:
+    """`take()` until it returns locks, saying once that it waits; an SdnetError after
+    `timeout` seconds. `jitter` spreads the waits (a random part of `poll_seconds`), so that
+    two jobs that collide do not collide again."""
+    start = time.monotonic()
+    announced = False
     while True:
-        held = try_acquire_gpu(num_gpus, folder, slots)
+        held = take()
         if held is not None:
             if announced:
-                log(f"sdnet: got GPU {held.index}")
+                indices = [lock.index for lock in (held if isinstance(held, list) else [held])]
+                log(f"sdnet: got GPU{'s' if len(indices) > 1 else ''} "
+                    f"{', '.join(map(str, indices))}")
             return held
         waited = time.monotonic() - start
         if timeout is not None and waited >= timeout:
-            raise SdnetError(
-                f"all {num_gpus} GPUs are held by {held_by} (locks in "
-                f"{folder or lock_dir()}); gave up after {waited:.0f} s"
-            )
+            raise SdnetError(f"{gave_up}; gave up after {waited:.0f} s")
         if not announced:
-            log(f"sdnet: all {num_gpus} GPUs are busy with {held_by}; "
-                f"retrying every {poll_seconds:g} s")
+            log(f"sdnet: {busy}; retrying every {poll_seconds:g} s{' or so' if jitter else ''}")
             announced = True
-        sleep(poll_seconds if timeout is None else min(poll_seconds, max(timeout - waited, 0.0)))
+        nap = poll_seconds * (0.5 + random.random()) if jitter else poll_seconds
+        sleep(nap if timeout is None else min(nap, max(timeout - waited, 0.0)))
 
 
 # ----------------------------------------------------------------------------- several GPUs
@@ -193,22 +206,9 @@ def acquire_gpus(
     """
     if count < 1 or count > num_gpus:
         raise SdnetError(f"cannot take {count} of {num_gpus} GPU(s)")
-    start = time.monotonic()
-    announced = False
-    while True:
-        held = try_acquire_gpus(count, num_gpus, folder)
-        if held is not None:
-            if announced:
-                log(f"sdnet: got GPUs {', '.join(str(lock.index) for lock in held)}")
-            return held
-        waited = time.monotonic() - start
-        if timeout is not None and waited >= timeout:
-            raise SdnetError(
-                f"{count} of {num_gpus} GPUs were never free at once (locks in "
-                f"{folder or lock_dir()}); gave up after {waited:.0f} s")
-        if not announced:
-            log(f"sdnet: fewer than {count} of {num_gpus} GPUs are free; retrying every "
-                f"{poll_seconds:g} s or so")
-            announced = True
-        nap = poll_seconds * (0.5 + random.random())
-        sleep(nap if timeout is None else min(nap, max(timeout - waited, 0.0)))
+    return _wait_for(
+        lambda: try_acquire_gpus(count, num_gpus, folder),
+        busy=f"fewer than {count} of {num_gpus} GPUs are free",
+        gave_up=f"{count} of {num_gpus} GPUs were never free at once (locks in "
+                f"{folder or lock_dir()})",
+        poll_seconds=poll_seconds, timeout=timeout, log=log, sleep=sleep, jitter=True)

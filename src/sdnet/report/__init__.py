@@ -11,8 +11,9 @@ Each step reads only the previous step's files, so Snakemake reruns only what ch
 - `plot_figures`, `plot_p_last_figure`, `plot_gradient_figures`, `plot_heatmap_figure`
   (figures/, a module per kind): PDF and PNG figures.
 
-names.py says how every report names and orders data sets, networks and variants;
-script_support.py is the workflow scripts' glue. Every output is written atomically and
+names.py says how every report names and orders data sets, networks and variants; which
+figures and tables a grid makes is sdnet.grid.targets' decision (torch- and pandas-free, shared
+with the workflow). `sdnet report ...` runs each step (the workflow's rules too). Every output is written atomically and
 byte-for-byte deterministic for the same inputs; errors are percentages (0-100) everywhere.
 """
 
@@ -42,13 +43,6 @@ from sdnet.report.figures import (
 )
 from sdnet.report.names import dataset_name, network_name, variant_order
 from sdnet.report.paper import PAPER_RESULTS, paper_result, paper_test_error
-from sdnet.report.script_support import (
-    as_flag,
-    as_paths,
-    check_written,
-    output_folder,
-    script_logging,
-)
 from sdnet.report.stats import (
     COMPARISON_COLUMNS,
     comparisons,
@@ -62,13 +56,13 @@ from sdnet.report.tables import TABLES, render_tables, summary_frame, table_path
 
 __all__ = [
     "COMPARISON_COLUMNS", "FIGURES", "GRADIENT_FIGURES", "HEATMAP_FIGURE", "PAPER_RESULTS",
-    "SWEEP_FIGURE", "TABLES", "aggregate", "as_flag", "as_paths", "check_written", "comparisons",
+    "SWEEP_FIGURE", "TABLES", "aggregate", "comparisons",
     "dataset_name", "figure_paths", "gradient_figure_paths", "heatmap_figure_paths",
-    "heatmap_panels", "holm", "latex_escape", "network_name", "output_folder",
+    "heatmap_panels", "holm", "latex_escape", "network_name",
     "p_last_figure_paths", "paper_result", "paper_test_error", "plot_epoch_time",
     "plot_error_heatmap", "plot_error_vs_p_last", "plot_figures", "plot_final_error",
     "plot_gradient_figures", "plot_gradient_magnitude", "plot_gradient_profile",
     "plot_heatmap_figure", "plot_p_last_figure", "plot_test_error_curves", "read_comparisons",
-    "read_epochs", "read_gradients", "read_runs", "render_tables", "script_logging",
+    "read_epochs", "read_gradients", "read_runs", "render_tables",
     "summary_frame", "sweep_rows", "table_paths", "variant_order", "welch", "write_comparisons",
 ]

@@ -23,7 +23,6 @@ from sdnet.report.styles import (
     markdown_table,
 )
 
-COST_TABLES = ("cost.tex", "cost.md")
 HEADER = (("Variant",), ("Runs",), ("Device",), ("Hours", "per run"), ("Device-", "hours"),
           ("vs constant", "depth"))
 

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from sdnet.atomic import atomic_write_text
+from sdnet.grid import targets
 from sdnet.report import cost, names, paper, stats
 from sdnet.report.aggregate import read_runs
 from sdnet.report.styles import (
@@ -33,7 +34,7 @@ from sdnet.report.styles import (
 
 log = logging.getLogger(__name__)
 
-TABLES = ("summary.tex", "summary.md", "per_seed.tex", "per_seed.md", *cost.COST_TABLES)
+TABLES = tuple(targets.table_files())  # summary, per_seed, cost; .tex and .md
 # More variants in a row: the long layout. Measured with pdflatex in a one-column article: two
 # variants with their intervals fill the text width; a third group overflows it by ~170 pt.
 WIDE_MAX_VARIANTS = 2
@@ -155,7 +156,9 @@ def _variants_text(runs: pd.DataFrame, order: list[str], style: Style) -> str:
 
 def _epochs_text(runs: pd.DataFrame) -> str:
     lo, hi = int(runs.epochs.min()), int(runs.epochs.max())
-    return f"{lo} epochs" if lo == hi else f"{lo} to {hi} epochs"
+    if lo == hi:
+        return f"{lo} epoch" if lo == 1 else f"{lo} epochs"
+    return f"{lo} to {hi} epochs"
 
 
 def _seeds_text(summary: pd.DataFrame) -> str:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sdnet.errors import SdnetError
+from sdnet.grid import targets
+from sdnet.grid.targets import FIGURES, SWEEP_FIGURE
 from sdnet.report import names, paper
 from sdnet.report.aggregate import read_epochs, read_runs
 from sdnet.report.figures import style
@@ -25,9 +27,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
-
-FIGURES = ("test_error_curves", "final_error", "epoch_time")
-SWEEP_FIGURE = "error_vs_p_last"
 
 
 def plot_test_error_curves(runs: pd.DataFrame, epochs: pd.DataFrame,
@@ -41,7 +40,7 @@ def plot_test_error_curves(runs: pd.DataFrame, epochs: pd.DataFrame,
     epochs = style.with_augment(epochs, runs)
     use_log = log_scale and bool((epochs.test_error > 0).all())
     if log_scale and not use_log:
-        log.warning("a test error of 0 %% cannot go on a log axis; using a linear axis")
+        log.warning("a test error of 0 % cannot go on a log axis; using a linear axis")
     fig, axes = style.new_figure(len(panels))
     for ax, row in zip(axes, panels):
         sub = names.in_row(epochs, row)
@@ -138,14 +137,10 @@ def plot_epoch_time(runs: pd.DataFrame) -> Figure:
 
 
 def sweep_rows(runs: pd.DataFrame) -> list[names.Row]:
-    """Report rows where some survival rule has two or more p_L values (a p_L sweep)."""
-    swept = []
-    for row in names.rows(runs):
-        sub = names.in_row(runs, row)
-        sub = sub[sub.survival != "none"]
-        if (sub.groupby("survival").p_last.nunique() >= 2).any():
-            swept.append(row)
-    return swept
+    """Report rows where some survival rule has two or more p_L values (a p_L sweep: the
+    grid's decision, sdnet.grid.targets)."""
+    swept = targets.p_last_sweeps(style.points(runs))
+    return [row for row in names.rows(runs) if tuple(row) in swept]
 
 
 def _rule_colors(runs: pd.DataFrame) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from sdnet.grid.targets import GRADIENT_FIGURES
 from sdnet.report import names
 from sdnet.report.aggregate import read_epochs, read_gradients, read_runs
 from sdnet.report.figures import style
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GRADIENT_FIGURES = ("gradient_magnitude", "gradient_profile")
 FIRST_CONV_LABEL = "Mean |gradient|, block 1 conv. 1"
 NO_DATA = "no gradients recorded\n(runs from before sdnet measured them)"
 

@@ -1,8 +1,8 @@
 """The paper's Fig. 8 (right): test error over p_L and network depth, as a heat map.
 
 One panel per (data set, augmentation, survival rule) whose runs have two or more depths and
-two or more p_L values of that rule (`heatmap_panels`; workflow/rules/common.smk asks the same
-of the grid before it asks for the figure). A row per network (shallow at the top), a column
+two or more p_L values of that rule (`heatmap_panels`: sdnet.grid.targets decides, for the grid
+before it trains and for runs.csv here). A row per network (shallow at the top), a column
 per p_L; each cell is the mean over seeds of the test error at the best-validation epoch,
 written in the cell; the lowest cell of each row is outlined and in bold; beside the grid, the
 same row's constant-depth mean (`survival: none`), on the same colour scale. The paper reads a
@@ -21,6 +21,8 @@ import pandas as pd
 
 from sdnet import spec
 from sdnet.errors import SdnetError
+from sdnet.grid import targets
+from sdnet.grid.targets import HEATMAP_FIGURE
 from sdnet.report import names
 from sdnet.report.aggregate import read_runs
 from sdnet.report.figures import style
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEATMAP_FIGURE = "error_heatmap"
 CMAP = "viridis"
 
 
@@ -47,11 +48,7 @@ class Panel(NamedTuple):
 
 def heatmap_panels(runs: pd.DataFrame) -> list[Panel]:
     """The (data set, augmentation, rule) triples with >= 2 depths and >= 2 p_L values."""
-    gated = runs[runs.survival != "none"]
-    panels = []
-    for (dataset, augment, survival), sub in gated.groupby(["dataset", "augment", "survival"]):
-        if sub.depth.nunique() >= 2 and sub.p_last.nunique() >= 2:
-            panels.append(Panel(str(dataset), bool(augment), str(survival)))
+    panels = [Panel(*key) for key in targets.heatmap_panels(style.points(runs))]
     known = list(spec.DATASETS)
     return sorted(panels, key=lambda p: (known.index(p.dataset) if p.dataset in known
                                          else len(known), p.dataset, not p.augment,

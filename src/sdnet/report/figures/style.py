@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sdnet.atomic import atomic_open
+from sdnet.grid import targets
+from sdnet.grid.targets import FIGURE_FORMATS
 from sdnet.report.aggregate import RUN_KEYS
 
 if TYPE_CHECKING:
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 
 # Okabe & Ito (2008) colour-blind-safe palette, black left out (used for means and text).
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
-FIGURE_FORMATS = ("pdf", "png")
 BAND_LEGEND = "mean over seeds, band: range over seeds"
 
 # Fixed style, whatever the user's matplotlibrc says; TrueType fonts in PDFs (journals want them).
@@ -159,3 +160,10 @@ def save_figure(fig: Figure, out_dir: Path, name: str) -> list[Path]:
 def paths_of(out_dir: str | Path, names: Sequence[str]) -> list[Path]:
     """The files of `names` (each .pdf and .png) in out_dir."""
     return [Path(out_dir) / f"{n}.{f}" for n in names for f in FIGURE_FORMATS]
+
+
+def points(runs: pd.DataFrame) -> list[targets.Point]:
+    """runs.csv's rows as what sdnet.grid.targets decides a figure's panels from."""
+    columns = ["dataset", "network", "depth", "augment", "survival", "p_last"]
+    return [targets.Point(str(d), str(n), int(depth), bool(a), str(s), float(p))
+            for d, n, depth, a, s, p in runs[columns].itertuples(index=False)]
