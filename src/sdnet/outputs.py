@@ -25,13 +25,15 @@ from sdnet.settings import TrainConfig, describe_mismatch
 
 
 def write_outputs(out: Path, weights: dict, history: list[dict], summary: dict) -> None:
-    """metrics.csv, gradients.csv, model.pt, then summary.json last (its presence marks the
+    """metrics.csv, gradients.csv, evaluations.csv, model.pt, then summary.json last (its presence marks the
     run complete)."""
     epochs = summary["epochs"]
     with no_space_guard(out / runfolder.METRICS, epochs):
         runfolder.write_metrics(out, history)
     with no_space_guard(out / runfolder.GRADIENTS, epochs):
         runfolder.write_gradients(out, history)
+    with no_space_guard(out / runfolder.EVALUATIONS, epochs):
+        runfolder.write_evaluations(out, history)
     with no_space_guard(out / MODEL, epochs):
         checkpoint.atomic_torch_save(weights, out / MODEL)
     with no_space_guard(out / SUMMARY, epochs):
