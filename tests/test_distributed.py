@@ -35,7 +35,8 @@ RUN = ["--dataset", "cifar10", "--depth", "8", "--batch-size", "32", "--lr", "0.
 EXACT = ["--epochs", "2", "--no-amp", "--no-augment", "--no-channels-last"]
 PLAIN_EPOCHS = 3
 # A finished run folder, as tests/test_train.py's FINISHED_FILES: one rank or several alike.
-FINISHED = sorted(["accounting.json", "final_state.pt", "gradients.csv", "metrics.csv",
+FINISHED = sorted(["accounting.json", "evaluations.csv", "final_state.pt", "gradients.csv",
+                   "metrics.csv",
                    "model.pt", "run.json", "summary.json", "train.lock"]
                   + (["tensorboard"] if events.summary_writer_class() else []))
 

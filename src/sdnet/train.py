@@ -96,12 +96,14 @@ def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
 
 
 def milestone_warning(config: TrainConfig) -> str | None:
-    """Milestones at or past the last epoch never lower the lr: legitimate in a short run with
-    the paper's schedule, so a warning, not a refusal."""
-    late = [m for m in config.milestones if m >= config.epochs]
+    """Milestones that never lower the lr (past the last epoch; with lr_drop late, at it too):
+    legitimate in a short run with the paper's schedule, so a warning, not a refusal."""
+    last = config.epochs if config.lr_drop == "original" else config.epochs - 1
+    late = [m for m in config.milestones if m > last]
     if not late:
         return None
-    return (f"sdnet: warning: milestone(s) {' '.join(map(str, late))} at or past the last epoch "
+    where = "past" if config.lr_drop == "original" else "at or past"
+    return (f"sdnet: warning: milestone(s) {' '.join(map(str, late))} {where} the last epoch "
             f"({config.epochs}); the lr never drops there")
 
 
