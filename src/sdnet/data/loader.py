@@ -137,16 +137,18 @@ class DeviceLoader:
         order, aug = self._epoch_plan(epoch)
         for start in range(0, self.num_samples, self.batch_size):
             idx = order[start:start + self.batch_size]
-            x = self.images[idx]
-            if aug is None:
-                yield self.normalize(x), self.labels[idx]
-                continue
-            dy, dx, flip = aug[:, start:start + self.batch_size]
-            if self.pad_fill == "mean":  # normalise, then shift into a zero (= mean) border
-                x = self._layout(crop_flip(self._normalized(x), dy, dx, flip.bool()))
-            else:  # shift the raw pixels into a black border, then normalise
-                x = self.normalize(crop_flip(x, dy, dx, flip.bool()))
-            yield x, self.labels[idx]
+            draws = aug[:, start:start + self.batch_size] if aug is not None else None
+            yield self.transform(self.images[idx], draws), self.labels[idx]
+
+    def transform(self, images: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
+        """uint8 NCHW images -> the network's input: normalised and, with `draws` (3, n: dy, dx,
+        flip), shifted and flipped, the border filled as `pad_fill` says."""
+        if draws is None:
+            return self.normalize(images)
+        dy, dx, flip = draws
+        if self.pad_fill == "mean":  # normalise, then shift into a zero (= mean) border
+            return self._layout(crop_flip(self._normalized(images), dy, dx, flip.bool()))
+        return self.normalize(crop_flip(images, dy, dx, flip.bool()))  # raw 0 = black border
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Epoch 0; use `batches(epoch)` in training loops."""
