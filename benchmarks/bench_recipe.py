@@ -11,7 +11,7 @@ Then the evaluation pass's seconds per image against the training step's, and fr
 share of an SVHN epoch that the original's evaluations every 200 steps take (counts: config.yaml's
 SVHN split, 598,388 training and 6,000 + 26,032 evaluated images, batch 128).
 
-    python benchmarks/bench_recipe.py --depth 110 --steps 2 --repeats 5 --threads 2
+    python benchmarks/bench_recipe.py --depth 110 --steps 1 --repeats 5 --threads 1 --cpu-clock
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--loader-batches", type=int, default=20)
     p.add_argument("--no-force-bf16", action="store_true")
+    p.add_argument("--cpu-clock", action="store_true",
+                   help="time CPU seconds of this process (use with --threads 1 on a loaded machine)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     native = sdnet.device.cpu_has_bf16()
@@ -91,7 +93,10 @@ def main() -> None:
     }
     variants = {**steps, **{k: (lambda ld=ld: sum(1 for _ in ld.batches(0)))
                             for k, ld in loaders.items()}}
-    samples = common.interleave(variants, args.repeats, warmup=1)
+    # CPU seconds of this process (one torch thread): steadier than the wall clock on a machine
+    # other processes load (benchmarks/common.py)
+    clock = time.process_time if args.cpu_clock else time.perf_counter
+    samples = common.interleave(variants, args.repeats, warmup=1, clock=clock)
     # Evaluation: float32 forward of eval batches, seconds per image (same model as float32).
     fp32 = steps["float32"]
     evaluation = data.DeviceLoader(images, labels, batch_size=500, device="cpu",
@@ -99,9 +104,9 @@ def main() -> None:
                                    channels_last=True)
     eval_times = []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start = clock()
         train.evaluate(fp32.model, evaluation, fp32.config, fp32.device)
-        eval_times.append((time.perf_counter() - start) / evaluation.num_samples)
+        eval_times.append((clock() - start) / evaluation.num_samples)
     step_seconds = samples["float32"].median / args.steps
     eval_image = statistics.median(eval_times)
     svhn_steps = math.ceil(SVHN_TRAIN / args.batch_size)
@@ -115,6 +120,7 @@ def main() -> None:
     eval_s = per_epoch_evals * SVHN_EVAL * eval_image
     result = {
         "cpu": common.cpu_model(), "native_bf16": native, "threads": args.threads,
+        "clock": "process CPU seconds" if args.cpu_clock else "wall",
         "depth": args.depth, "batch_size": args.batch_size, "steps_per_sample": args.steps,
         "variants": {k: s.summary() for k, s in samples.items()},
         "bf16_over_float32": common.paired_ratio(samples["bf16"], samples["float32"]),
