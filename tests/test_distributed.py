@@ -409,7 +409,8 @@ def test_sync_bn_off_keeps_fingerprints_of_runs_from_before_it(tmp_path):
     assert settings.fingerprint(dict(new, sync_bn=False), meta) == settings.fingerprint(old, meta)
     # A run recorded before the setting is not stale for sync_bn: false, nor for gpus/nodes.
     assert settings.settings_mismatch(old, {"sync_bn": False, "gpus": 4, "nodes": 2}) == []
-    assert settings.settings_mismatch(old, {"sync_bn": True}) == ["sync_bn unset -> True"]
+    assert settings.settings_mismatch(old, {"sync_bn": True}) == [
+        "sync_bn unset (False, before the setting) -> True"]
     assert "--sync-bn" not in " ".join(settings.to_flags({"sync_bn": None}))
 
 
