@@ -411,3 +411,28 @@ def test_fingerprints_change_only_where_the_recipe_changed() -> None:
     bf16_before = dict(OLD_RUN)  # amp true: bf16 evaluation, which no run does now
     assert settings.fingerprint(dict(earlier, precision="bf16"), meta) != \
         settings.fingerprint(bf16_before, meta)
+
+
+def test_the_ablation_preset_varies_one_choice_at_a_time() -> None:
+    """config/paper/recipe-ablation.yaml: CIFAR-10 ResNet-110, constant and stochastic depth,
+    the original recipe, each modern choice alone and all together, 5 seeds (80 runs); every
+    variant differs from its depth mode's original-recipe variant in its choices only."""
+    cfg = grid.load_config([BASE, ROOT / "config/paper/recipe-ablation.yaml"],
+                           warn=lambda message: None)
+    runs = grid.runs(cfg)
+    assert len(runs) == 80 and {(r.dataset, r.network) for r in runs} == {("cifar10",
+                                                                           "resnet110")}
+    assert sorted({r.seed for r in runs}) == [0, 1, 2, 3, 4]
+    settings_of = {r.variant: r.settings for r in runs if r.seed == 0}
+    modern = {k: v[1] for k, v in RECIPE.items()}
+    alone = {"bf16": "precision", "channel": "normalize", "black": "pad_fill",
+             "bn-ones": "bn_init", "fan-out": "conv_init", "late": "lr_drop"}
+    for mode in ("constant", "stochastic"):
+        base = settings_of[mode]
+        assert {k: base[k] for k in RECIPE} == {k: v[0] for k, v in RECIPE.items()}
+        for suffix, name in alone.items():
+            other = settings_of[f"{mode}-{suffix}"]
+            changed = {k for k in base if base[k] != other[k] and k != "variant"}
+            assert changed == {name} and other[name] == modern[name], (mode, suffix)
+        every = settings_of[f"{mode}-modern"]
+        assert {k for k in base if base[k] != every[k] and k != "variant"} == set(RECIPE)
