@@ -90,7 +90,8 @@ def worker(args: argparse.Namespace) -> None:
 
     config = train.TrainConfig(data="unused", dataset="cifar10", depth=args.depth, out="unused",
                                survival="linear", p_last=0.5, batch_size=args.batch_size,
-                               device=args.device.split(":")[0], amp=not args.no_amp,
+                               device=args.device.split(":")[0],
+                               precision="float32" if args.no_amp else "bf16",
                                channels_last=not args.no_channels_last, epochs=1)
     replica = Replica.start(config)
     world = replica.world
@@ -114,7 +115,7 @@ def worker(args: argparse.Namespace) -> None:
         def run() -> None:
             model.train()
             for step, (x, y) in enumerate(shard.batches(0)):
-                with devices.autocast(config.amp, device):
+                with devices.autocast(config.precision == "bf16", device):
                     logits = forward(x)
                 loss = F.cross_entropy(logits.float(), y)
                 if world.many:

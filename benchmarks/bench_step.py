@@ -52,7 +52,7 @@ def fake_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def trainer_config(depth: int, survival: str, args: argparse.Namespace) -> train.TrainConfig:
     return train.TrainConfig(data="unused", dataset="cifar10", depth=depth, out="unused",
                              survival=survival, p_last=0.5, batch_size=args.batch_size,
-                             device=args.device, amp=not args.no_amp,
+                             device=args.device, precision="float32" if args.no_amp else "bf16",
                              channels_last=not args.no_channels_last)
 
 

@@ -67,7 +67,8 @@ def test_every_field_round_trips_through_the_flags() -> None:
 
 @pytest.mark.parametrize("overrides", [
     {"milestones": [], "augment": True, "arch": None, "variant": None, "limit_train": None},
-    {"nesterov": True, "amp": True, "channels_last": True, "restart": True, "augment": False},
+    {"nesterov": True, "precision": "bf16", "channels_last": True, "restart": True,
+     "augment": False},
     {"lr": 1e-4, "p_last": 1, "weight_decay": 0.0, "seed": 0, "log_every": 0},
 ], ids=["empty-list-and-unset", "true-flags", "numbers"])
 def test_edge_values_round_trip(overrides: dict) -> None:

@@ -47,12 +47,32 @@ RESOURCES = ("gpus", "nodes")
 # Settings added after runs existed, and the values that mean what runs did before: at such a
 # value a setting is left out of the fingerprint and equals an older run's missing one, so those
 # runs stay valid (and their `sdnet train` flags, which leave None out, stay the same).
-LATER_SETTINGS: dict[str, tuple] = {"sync_bn": (None, False)}
+# The recipe's choices (issue 25) enter here with sdnet's earlier choice, never the original's
+# new default: a run folder trained before them is stale under today's defaults, and a run asking
+# for the earlier choices (config/fast.yaml's, in part) keeps its old fingerprint.
+LATER_SETTINGS: dict[str, tuple] = {
+    "sync_bn": (None, False), "bn_init": (None, "ones"), "conv_init": (None, "fan_out"),
+    "normalize": (None, "channel"), "pad_fill": (None, "black"), "lr_drop": (None, "late"),
+    "eval_every": (None, 0)}
+# Old names of a setting: name -> (setting, {old value: value}). `sdnet train --amp/--no-amp`
+# and a config's `amp:` still work (translated here), and run folders recorded with `amp` are
+# read as `precision`. amp true meant bf16 training AND bf16 evaluation, which no setting gives
+# now (evaluation is float32): such a run reads as the precision below, so it is stale.
+ALIASES: dict[str, tuple[str, dict]] = {"amp": ("precision", {True: "bf16", False: "float32"})}
+BF16_EVAL = "bf16 (bf16 evaluation)"  # what a run recorded with amp: true trained
 # Keys settings_mismatch never compares: the above plus the data folder's path (the data enter
 # the fingerprint by content, meta.json).
 NOT_COMPARED = NOT_FINGERPRINTED + ("data",) + RESOURCES
 SHORTCUTS = networks.SHORTCUTS  # the CIFAR ResNet transition shortcut (declared by the family registry)
 ON_MISMATCH = ("error", "restart")
+# The original code's recipe (docs/recipe.md; yueatsprograms/Stochastic_Depth): each choice's
+# first value is the original's and the default, the second what sdnet did before (LATER_SETTINGS).
+PRECISIONS = ("float32", "bf16")
+BN_INITS = ("uniform", "ones")
+CONV_INITS = ("fan_in", "fan_out")
+NORMALIZATIONS = ("pixel", "channel")
+PAD_FILLS = ("mean", "black")
+LR_DROPS = ("original", "late")
 
 # Where the workflow config sets a field (`setting(config=...)`):
 TRAIN = "train"        # train:, datasets.<ds>.train, networks.<network>, variants ($defs.train_settings)
@@ -122,6 +142,17 @@ class TrainConfig:
     warmup_epochs: int = setting(
         0, config=TRAIN, minimum=0,
         help="epochs at lr/10 before the schedule (the paper's ResNet-1202 recipe: 10)")
+    lr_drop: str = setting(
+        "original", config=TRAIN, choices=LR_DROPS,
+        help="which epochs a milestone M lowers: original = from the 1-based epoch M on, as "
+        "main.lua's `epoch < maxEpochs * f` (CIFAR lr 0.1 for epochs 1-249 with milestones 250 "
+        "375); late = from epoch M + 1 on (PyTorch's MultiStepLR, sdnet before the setting)")
+    eval_every: int = setting(
+        0, config=TRAIN, minimum=0,
+        help="also evaluate validation and test error every N training steps (counted over the "
+        "whole run, as main.lua's iterCounter; the original SVHN recipe: 200); 0 = once per "
+        "epoch. Every epoch ends with an evaluation too; the reported test error is the one at "
+        "the lowest validation error of all evaluations")
     augment: bool | None = setting(
         None, config=TRAIN,
         help="pad-4 random crop + horizontal flip of the training images (default: the data "
@@ -131,9 +162,33 @@ class TrainConfig:
         help="use only the first N training images, for quick runs (default: all)")
     device: str = setting("auto", config=TRAIN, pattern="^(auto|cpu|cuda(:[0-9]+)?)$",
                           help="auto, cpu, cuda or cuda:N")
-    amp: bool = setting(True, config=TRAIN,
-                        help="bf16 autocast on CUDA and on CPUs with native bf16 "
-                        "(avx512_bf16/AMX); elsewhere float32")
+    normalize: str = setting(
+        "pixel", config=TRAIN, choices=NORMALIZATIONS,
+        help="input normalisation: pixel = subtract the training split's mean image and divide "
+        "by its one scalar std (the original's cifar-dataset.lua); channel = per-channel mean "
+        "and std")
+    pad_fill: str = setting(
+        "mean", config=TRAIN, choices=PAD_FILLS,
+        help="border of a shifted (augmented) image: mean = 0 after normalisation, the mean "
+        "colour (the original shifts normalised images into a zeroed canvas); black = raw "
+        "pixel 0 (torchvision's RandomCrop(padding=4) before Normalize)")
+    bn_init: str = setting(
+        "uniform", config=TRAIN, choices=BN_INITS,
+        help="batch-norm scale at start: uniform = U(0, 1), bias 0 (the original: Torch's "
+        "SpatialBatchNormalization reset, never re-initialised); ones = 1, bias 0 "
+        "(fb.resnet.torch, torchvision)")
+    conv_init: str = setting(
+        "fan_in", config=TRAIN, choices=CONV_INITS,
+        help="convolution weights: fan_in = N(0, 2 / fan_in), the original's nninit.kaiming "
+        "(gain relu), and the classifier keeps Torch's default U(-1/sqrt(fan_in), "
+        "1/sqrt(fan_in)) bias; fan_out = N(0, 2 / fan_out) and a zero classifier bias (sdnet "
+        "before the setting). No conv has a bias: batch norm follows each one (the original's "
+        "zero bias never moves: its gradient through batch norm is 0)")
+    precision: str = setting(
+        "float32", config=TRAIN, choices=PRECISIONS,
+        help="training precision: float32 (the original; TF32 matmuls on a GPU) or bf16 "
+        "(autocast on CUDA and on CPUs with native bf16, avx512_bf16/AMX; elsewhere float32). "
+        "Evaluation always runs in float32. --amp/--no-amp: the old names of bf16/float32")
     channels_last: bool = setting(
         True, config=TRAIN,
         help="channels_last memory format for model and inputs (faster on CUDA and on CPU)")
@@ -277,11 +332,47 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             if item.choices is not None:
                 kwargs["choices"] = item.choices
         parser.add_argument(item.flag, **kwargs)
+    for old, (name, values) in ALIASES.items():
+        meaning = ", ".join(f"{_show(k)} = {declared(name).flag} {v}" for k, v in values.items())
+        parser.add_argument("--" + old.replace("_", "-"), dest=old, default=None,
+                            action=argparse.BooleanOptionalAction,
+                            help=f"old name of {declared(name).flag} ({meaning})")
 
 
 def from_arguments(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of parsed `sdnet train` arguments (other attributes are ignored)."""
-    return TrainConfig(**{item.name: getattr(args, item.name) for item in declarations()})
+    """The TrainConfig of parsed `sdnet train` arguments (other attributes are ignored); an old
+    flag name (ALIASES) given sets its setting."""
+    values = {item.name: getattr(args, item.name) for item in declarations()}
+    for old, (name, meaning) in ALIASES.items():
+        if getattr(args, old, None) is not None:
+            values[name] = meaning[getattr(args, old)]
+    return TrainConfig(**values)
+
+
+def translate_aliases(level: dict, where: str) -> list[str]:
+    """Rewrite the old names (ALIASES) of a config level's settings in place; one line per name
+    translated, for a warning. SdnetError when the old and the new name disagree or the old
+    value has no meaning."""
+    notes = []
+    for old, (name, meaning) in ALIASES.items():
+        if old not in level:
+            continue
+        value = level.pop(old)
+        values = value if isinstance(value, list) else [value]  # a sweep's list
+        if any(not isinstance(v, bool) for v in values):
+            raise SdnetError(f"{where}.{old} must be true or false (the old name of {name}), "
+                             f"got {value!r}")
+        new = [meaning[v] for v in values]
+        new_value = new if isinstance(value, list) else new[0]
+        if name in level and level[name] != new_value:
+            raise SdnetError(f"{where}: {old}: {_show(value)} (the old name of {name}) and "
+                             f"{name}: {_show(level[name])} disagree (config.yaml sets {name}; an "
+                             f"overlay may still say {old}): write {name}: {_show(new_value)} "
+                             f"instead of {old}")
+        level[name] = new_value
+        notes.append(f"{where}.{old} is the old name of {name}: read as {name}: "
+                     f"{_show(new_value)} (evaluation is float32 now)")
+    return notes
 
 
 def to_flags(settings: Mapping[str, Any]) -> list[str]:
@@ -416,6 +507,9 @@ def fingerprint(settings: dict, meta: dict) -> str:
     source archive, split, counts), not by path, so a moved data folder still resumes."""
     kept = {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED and k != "data"
             and not _as_before(k, v)}
+    if kept.get("precision") == "float32":  # what amp: false trained: such runs stay valid
+        del kept["precision"]
+        kept["amp"] = False
     kept["data_meta"] = meta
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -423,7 +517,20 @@ def fingerprint(settings: dict, meta: dict) -> str:
 
 def _as_before(name: str, value: Any) -> bool:
     """`value` of a later setting means what runs did before it existed (LATER_SETTINGS)."""
-    return name in LATER_SETTINGS and any(value is v for v in LATER_SETTINGS[name])
+    # Same type too: 0 is not False, 1.0 is not True.
+    return name in LATER_SETTINGS and any(
+        value is v or (v is not None and type(value) is type(v) and value == v)
+        for v in LATER_SETTINGS[name])
+
+
+def as_recorded_now(recorded: dict) -> dict:
+    """A run's recorded settings under today's names: `amp` (ALIASES) as `precision`, where
+    amp true reads as BF16_EVAL (it evaluated in bf16 too, which no run does now)."""
+    out = dict(recorded)
+    if "amp" in out and "precision" not in out:
+        amp = out.pop("amp")
+        out["precision"] = BF16_EVAL if amp else "float32"
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -454,6 +561,7 @@ def settings_mismatch(recorded: dict, expected: dict) -> list[str]:
     change results (device, data, out, log_every, restart, on_mismatch) and expected values of
     None (= the trainer's default) are skipped.
     """
+    recorded = as_recorded_now(recorded)
     diffs = []
     for key in sorted(expected):
         name = key.replace("-", "_")
@@ -462,7 +570,10 @@ def settings_mismatch(recorded: dict, expected: dict) -> list[str]:
             continue
         old = recorded.get(name)
         if not _same(old, value) and not (_as_before(name, old) and _as_before(name, value)):
-            diffs.append(f"{name} {_show(old)} -> {_show(value)}")
+            before = _show(old)
+            if old is None and name in LATER_SETTINGS and len(LATER_SETTINGS[name]) > 1:
+                before = f"unset ({_show(LATER_SETTINGS[name][1])}, before the setting)"
+            diffs.append(f"{name} {before} -> {_show(value)}")
     return diffs
 
 

@@ -39,7 +39,8 @@ RUN = ["--dataset", "cifar10", "--depth", "8", "--batch-size", "32", "--lr", "0.
 EXACT = ["--epochs", "2", "--no-amp", "--no-augment", "--no-channels-last"]
 PLAIN_EPOCHS = 3
 # A finished run folder, as tests/test_train.py's FINISHED_FILES: one rank or several alike.
-FINISHED = sorted(["accounting.json", "final_state.pt", "gradients.csv", "metrics.csv",
+FINISHED = sorted(["accounting.json", "evaluations.csv", "final_state.pt", "gradients.csv",
+                   "metrics.csv",
                    "model.pt", "run.json", "summary.json", "train.lock"]
                   + (["tensorboard"] if events.summary_writer_class() else []))
 
@@ -412,7 +413,8 @@ def test_sync_bn_off_keeps_fingerprints_of_runs_from_before_it(tmp_path):
     assert settings.fingerprint(dict(new, sync_bn=False), meta) == settings.fingerprint(old, meta)
     # A run recorded before the setting is not stale for sync_bn: false, nor for gpus/nodes.
     assert settings.settings_mismatch(old, {"sync_bn": False, "gpus": 4, "nodes": 2}) == []
-    assert settings.settings_mismatch(old, {"sync_bn": True}) == ["sync_bn unset -> True"]
+    assert settings.settings_mismatch(old, {"sync_bn": True}) == [
+        "sync_bn unset (False, before the setting) -> True"]
     assert "--sync-bn" not in " ".join(settings.to_flags({"sync_bn": None}))
 
 

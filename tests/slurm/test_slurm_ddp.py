@@ -38,7 +38,8 @@ TWO_GPUS = {
 }
 # A finished run folder of the workflow (tests/test_train.py's files, plus sdnet launch's
 # train.log); tensorboard/ with tensorboard installed.
-FINISHED = {"accounting.json", "final_state.pt", "gradients.csv", "metrics.csv", "model.pt",
+FINISHED = {"accounting.json", "evaluations.csv", "final_state.pt", "gradients.csv", "metrics.csv",
+            "model.pt",
             "run.json", "summary.json", "train.lock", "train.log"}
 
 

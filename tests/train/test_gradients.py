@@ -103,7 +103,8 @@ def test_matches_the_networks_own_gradients(depth: int, arch: str | None) -> Non
     figures = meter.epoch_figures()
     for block, on, mean, steps in zip(model.blocks, active, figures.means, figures.steps):
         if on:
-            expected = block.conv1.weight.grad.abs().mean().item()
-            assert mean == pytest.approx(expected, rel=1e-4) and mean > 0 and steps == 1
+            expected = block.conv1.weight.grad.double().abs().mean().item()
+            # float32 sums of ~150k values in another order (threads): a few 1e-4 apart
+            assert mean == pytest.approx(expected, rel=1e-3) and mean > 0 and steps == 1
         else:
             assert mean is None and steps == 0

@@ -176,7 +176,10 @@ def train_gpu_model(wildcards) -> str | None:
 def train_gres(wildcards) -> str:
     """--gres=shard:S on Slurm with gpu_sharing: shard (empty locally)."""
     if SHARDED and on_slurm():
-        return sharing.gres_request(shards_per_job(), TRAIN_RESOURCES["gpu_model"])
+        try:
+            return sharing.gres_request(shards_per_job(), TRAIN_RESOURCES["gpu_model"])
+        except SdnetError:  # said in one line by onstart, before any job is submitted
+            return ""
     return ""
 
 
@@ -190,7 +193,8 @@ if SHARDED and not IN_JOB:
 
 
 onstart:
-    # shard on Slurm: the cluster must have shards that fit k (one line before any job)
+    # shard on Slurm: the cluster must have shards that fit k (one line before any job). The
+    # DAG asks each job's --gres first (train_gres), which keeps the problem for this line.
     if SHARDED and on_slurm() and not IN_JOB:
         try:
             shards_per_job()

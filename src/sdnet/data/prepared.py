@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,22 @@ class Prepared:
     @property
     def std(self) -> list[float]:
         return list(self.meta["std"])
+
+    def normalization(self, kind: str) -> tuple[Any, Any]:
+        """(mean, std) for the loader on the 0-1 scale: "channel" = meta.json's per-channel
+        figures; "pixel" = the original's `preprocess` (cifar-dataset.lua:47-52): the training
+        split's mean image (3, H, W) and one scalar std, computed here at load (meta.json, and so
+        every run's fingerprint, stays as it was)."""
+        if kind == "channel":
+            return self.mean, self.std
+        if kind == "pixel":
+            if not isinstance(self.train[0], np.ndarray):  # ImageNet's JPEG store
+                raise SdnetError(f"--normalize pixel needs the training images as arrays; "
+                                 f"{self.meta.get('dataset')}'s are JPEG files: use "
+                                 "--normalize channel (its recipe's)")
+            return mean_image(self.train[0]), scalar_std(self.mean, self.std,
+                                                         self.train[0].size)
+        raise SdnetError(f"unknown normalisation {kind!r}; choose pixel or channel")
 
 
 def check_split(images: np.ndarray, labels: np.ndarray, source: Path | str,
@@ -89,6 +106,25 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
         means.append(round(float(mean) / 255.0, 8))
         stds.append(round(float(np.sqrt(var)) / 255.0, 8))
     return means, stds
+
+
+def mean_image(images: np.ndarray) -> np.ndarray:
+    """The per-pixel mean (3, H, W) on the 0-1 scale of uint8 (N, H, W, 3) images (Torch's
+    `data:mean(1)`), summed exactly in int64 a chunk at a time."""
+    total = np.zeros(images.shape[1:], np.int64)
+    for start in range(0, len(images), STATS_CHUNK):
+        total += images[start:start + STATS_CHUNK].sum(axis=0, dtype=np.int64)
+    mean = total / (255.0 * max(len(images), 1))
+    return np.ascontiguousarray(mean.transpose(2, 0, 1), dtype=np.float32)
+
+
+def scalar_std(means: Sequence[float], stds: Sequence[float], count: int) -> float:
+    """One std over every value of the split, all channels (Torch's `data:std()`, unbiased), from
+    the per-channel means and (population) stds of meta.json: each channel holds count / C of the
+    values, so the pooled second moment is their mean. No second pass over the pixels."""
+    m, s = np.asarray(means, np.float64), np.asarray(stds, np.float64)
+    variance = float(np.mean(s * s + m * m) - np.mean(m) ** 2)
+    return float(np.sqrt(variance * count / max(count - 1, 1)))
 
 
 def build_meta(dataset: str | Dataset, splits: dict[str, Split],

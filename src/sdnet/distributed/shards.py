@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from sdnet.data.loader import crop_flip, part
+from sdnet.data.loader import part
 
 
 class TrainShard:
@@ -46,11 +46,8 @@ class TrainShard:
         for start in range(0, self.num_samples, self.batch_size):
             lo, hi = part(min(self.batch_size, self.num_samples - start), self.rank, self.ranks)
             idx = order[start + lo:start + hi]
-            x = loader.images[idx]
-            if aug is not None:
-                dy, dx, flip = aug[:, start + lo:start + hi]
-                x = crop_flip(x, dy, dx, flip.bool())
-            yield loader.normalize(x), loader.labels[idx]
+            draws = aug[:, start + lo:start + hi] if aug is not None else None
+            yield loader.transform(loader.images[idx], draws), loader.labels[idx]
 
 
 class EvalShard:

@@ -9,10 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sdnet import layout, networks, spec
+from sdnet.errors import SdnetError
 from sdnet.grid.cascade import _settings, grid_axes, grid_networks
 from sdnet.grid.errors import URL_SCHEMES, ConfigError, Warn
 from sdnet.grid.schema import _default_filling_validator, _load_schema, _schema_message
 from sdnet.grid.sweeps import _check_sweeps, variants
+from sdnet.settings import translate_aliases
 
 
 def validate(cfg: dict, schema: str | Path | dict | None = None, *,
@@ -21,6 +23,8 @@ def validate(cfg: dict, schema: str | Path | dict | None = None, *,
     JSON schema cannot express (see `check`); return `cfg`. Raises ConfigError."""
     schema_doc = _load_schema(schema)
     _refuse_arch_settings(cfg)
+    for message in _translate_aliases(cfg):
+        (warn or _print_warning)(message)
     error = next(iter(_default_filling_validator(schema_doc).iter_errors(cfg)), None)
     if error is not None:
         raise ConfigError(_schema_message(error, schema_doc))
@@ -59,6 +63,19 @@ def _refuse_arch_settings(cfg: dict) -> None:
         raise ConfigError(f"{where}.arch: the network family is part of a run's identity (its "
                           "folder); choose it with experiment.archs (or experiment.per_dataset."
                           "<ds>.archs), e.g. archs: [preact]")
+
+
+def _translate_aliases(cfg: dict) -> list[str]:
+    """Old names of settings (sdnet.settings.ALIASES, e.g. `amp`) become today's, in place,
+    before the schema sees them; one warning line each."""
+    notes: list[str] = []
+    for where, level in _cascade_levels(cfg):
+        if isinstance(level, dict):
+            try:
+                notes += translate_aliases(level, where)
+            except SdnetError as err:
+                raise ConfigError(str(err)) from None
+    return notes
 
 
 def check(cfg: dict, schema: dict | None = None) -> list[str]:

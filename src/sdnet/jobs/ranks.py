@@ -20,6 +20,7 @@ SDNET_TRAIN_CONFIG; its entry point is `python -m sdnet.train.worker`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -157,11 +158,11 @@ def _srun(config: TrainConfig, nproc: int, nodes: int, logs: Sequence[IO[bytes]]
     env = dict(os.environ, **{CONFIG_ENV: config_to_env(config)})
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", PARENT_ENV):
         env.pop(name, None)
-    console.log(f"sdnet: starting {nproc} ranks on {nodes} node(s): {' '.join(command[:7])} ...")
+    _say(f"sdnet: starting {nproc} ranks on {nodes} node(s): {' '.join(command[:7])} ...", logs)
     step = Child("job step", command, env, logs)
     rc = Supervisor([step], stop_all_on_failure=True).run()
     if rc not in (0, STATED):
-        console.log(f"sdnet: error: the job step of {nproc} ranks failed (srun exit status {rc})")
+        _say(f"sdnet: error: the job step of {nproc} ranks failed (srun exit status {rc})", logs)
     return _run_status(rc)
 
 
@@ -229,9 +230,19 @@ def _run_local(config: TrainConfig, nproc: int, env: dict[str, str],
     status = supervisor.run()
     first = supervisor.first_failed
     if first is not None and first.code != STATED:  # 2: the rank printed its own line
-        console.log(f"sdnet: error: {first.name} (PID {first.proc.pid}) {_how(first.code)}; "
-                    f"stopped the other {nproc - 1} rank(s)")
+        _say(f"sdnet: error: {first.name} (PID {first.proc.pid}) {_how(first.code)}; "
+                    f"stopped the other {nproc - 1} rank(s)", logs)
     return _run_status(status)
+
+
+def _say(text: str, logs: Sequence[IO[bytes]]) -> None:
+    """A launcher's line on stderr and, under `sdnet launch`, in the run's logs with its ranks'
+    output (where a user reads what happened to the run)."""
+    console.log(text)
+    for handle in logs:
+        with contextlib.suppress(OSError):
+            handle.write(f"{text}\n".encode())
+            handle.flush()
 
 
 def _how(code: int) -> str:

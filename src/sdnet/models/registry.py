@@ -41,10 +41,14 @@ def build_model(
     shortcut: str = "A",
     survival: str = "none",
     p_last: float = 0.5,
+    bn_init: str = "uniform",
+    conv_init: str = "fan_in",
 ) -> GatedNetwork:
     """The network of family `arch` (default: the depth's, `sdnet.networks.default_arch`) at
     `depth`, for `image_size` x `image_size` inputs (32, or 64 with a stride-2 stem), gated by
-    `survival` / `p_last`. `shortcut` (A/B) applies to the CIFAR ResNet only.
+    `survival` / `p_last`. `shortcut` (A/B) applies to the CIFAR ResNet only. `bn_init` /
+    `conv_init`: the initialisation (sdnet.models.resnet.init_weights; the original's by
+    default), for every family built on sdnet's ResNet class.
 
     Every bad setting is one SpecError line (an unknown family lists the registered ones, a depth
     the family lacks states its rule)."""
@@ -55,8 +59,11 @@ def build_model(
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise SpecError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     networks.check_image_size(name, image_size)
-    model = builder(name)(depth, num_classes=num_classes, image_size=image_size,
-                          shortcut=shortcut, survival=survival, p_last=p_last)
+    from sdnet.models.resnet import initialisation
+
+    with initialisation(bn_init, conv_init):
+        model = builder(name)(depth, num_classes=num_classes, image_size=image_size,
+                              shortcut=shortcut, survival=survival, p_last=p_last)
     if not isinstance(model, nn.Module) or not isinstance(model, GatedNetwork):
         raise TypeError(f"the builder of family {name!r} returned {type(model).__name__}, not a "
                         "GatedNetwork (an nn.Module with .gate and .blocks)")

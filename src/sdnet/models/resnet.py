@@ -11,6 +11,10 @@ blocks see the same 32/16/8 maps either way (`sdnet.networks.stem_stride`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +24,7 @@ from sdnet.models.gate import Gate
 
 __all__ = [
     "BasicBlock", "Bottleneck", "PadShortcut", "ResNet", "ResidualBlock", "bottleneck_resnet",
-    "cifar_resnet", "conv1x1", "conv3x3", "init_weights", "projection", "stem",
+    "cifar_resnet", "conv1x1", "conv3x3", "init_weights", "initialisation", "projection", "stem",
 ]
 
 CIFAR_WIDTHS = (16, 32, 64)
@@ -144,15 +148,47 @@ class Bottleneck(ResidualBlock):
         return self.bn3(self.conv3(out))
 
 
-def init_weights(model: nn.Module) -> None:
-    """He init as in the original code: N(0, sqrt(2 / (k*k*out_channels))), BN 1/0, fc bias 0."""
+# The initialisation a ResNet gets when it is built (settings bn_init, conv_init; the original's
+# by default). A context variable rather than builder arguments, so a family's builder keeps its
+# signature (sdnet.networks) and the draws happen where they always did: with bn_init "ones" and
+# conv_init "fan_out" a seed gives the same weights as sdnet before these settings.
+_INIT: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
+    "sdnet_init", default=("uniform", "fan_in"))
+
+
+@contextlib.contextmanager
+def initialisation(bn_init: str = "uniform", conv_init: str = "fan_in") -> Iterator[None]:
+    """ResNets built inside get this initialisation (see `init_weights`)."""
+    if bn_init not in ("uniform", "ones") or conv_init not in ("fan_in", "fan_out"):
+        raise ValueError(f"unknown initialisation bn_init={bn_init!r} conv_init={conv_init!r}")
+    token = _INIT.set((bn_init, conv_init))
+    try:
+        yield
+    finally:
+        _INIT.reset(token)
+
+
+def init_weights(model: nn.Module, bn_init: str = "uniform", conv_init: str = "fan_in") -> None:
+    """The original code's initialisation by default (docs/recipe.md):
+    - convolutions `nninit.kaiming, {gain = 'relu'}`: N(0, 2 / fan_in), fan_in = k*k*in_channels
+      (main.lua:63, ResidualDrop.lua:19). Its conv biases start at 0 and stay there, since a
+      batch norm follows each conv and passes them no gradient; sdnet's convs have none;
+    - batch norm never re-initialised: Torch's `reset()` draws the scale from U(0, 1), bias 0;
+    - the classifier (nn.Linear) at Torch's default, which PyTorch's equals: weight and bias
+      U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (left as constructed).
+    bn_init "ones" (scale 1: fb.resnet.torch's BNInit, torchvision) and conv_init "fan_out"
+    (N(0, 2 / (k*k*out_channels)) and a zero classifier bias) are sdnet's earlier choices."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            mode = "fan_in" if conv_init == "fan_in" else "fan_out"
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
         elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
+            if bn_init == "uniform":
+                nn.init.uniform_(m.weight, 0.0, 1.0)
+            else:
+                nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
+        elif isinstance(m, nn.Linear) and conv_init == "fan_out":
             nn.init.zeros_(m.bias)
 
 
@@ -180,7 +216,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(features, num_classes)
         self.gate = Gate(len(blocks), survival, p_last)
-        init_weights(self)
+        init_weights(self, *_INIT.get())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.gate.run(self.blocks, self.stem(x))

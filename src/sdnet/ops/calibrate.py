@@ -66,10 +66,13 @@ def _loader(count: int, image_size: int, classes: int, batch: int, device: torch
             config: TrainConfig, train: bool, rng: np.random.Generator) -> Any:
     images = rng.integers(0, 256, (count, image_size, image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, classes, count)
+    pixel = config.normalize == "pixel"  # a mean image and one std, as the run's loader
     return data.DeviceLoader(images, labels, batch_size=batch, device=device,
-                             mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25],
+                             mean=np.full((3, image_size, image_size), 0.5) if pixel else [0.5] * 3,
+                             std=0.25 if pixel else [0.25] * 3,
                              augment=bool(config.augment) and train, shuffle=train, seed=0,
-                             channels_last=trainer.use_channels_last(config, device))
+                             channels_last=trainer.use_channels_last(config, device),
+                             pad_fill=config.pad_fill)
 
 
 def calibrate(settings: dict, *, device: str, train_images: int, eval_images: int,

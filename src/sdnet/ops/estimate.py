@@ -29,6 +29,7 @@ import hashlib
 import heapq
 import importlib.metadata
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -48,8 +49,8 @@ CACHE_FILE = "calibration.json"
 CACHE_VERSION = 1
 # Settings that change the speed of a training step or an evaluation pass (not the lr, the
 # seed, the schedule): the cache key, with the device, threads and library versions.
-SPEED_SETTINGS = ("depth", "arch", "shortcut", "survival", "p_last", "batch_size", "amp",
-                  "channels_last", "augment")
+SPEED_SETTINGS = ("depth", "arch", "shortcut", "survival", "p_last", "batch_size", "precision",
+                  "channels_last", "augment", "normalize", "pad_fill")
 # Before SVHN is prepared: its files' images (not class-balanced, so not in the registry).
 SVHN_SPLITS = {"train": 73_257, "extra": 531_131, "test": 26_032}
 
@@ -288,6 +289,15 @@ def side_by_side(kind: str, runs: int, threads: int, runs_per_gpu: int,
     return copies, accounting.device_share("cpu", threads=min(threads, cores))
 
 
+def evaluations_per_epoch(train_images: int, batch_size: int, eval_every: int | None) -> float:
+    """Evaluation passes per epoch on average: the epoch's end, plus one every `eval_every`
+    steps of the run (setting eval_every; one falling on an epoch's last step is that end's)."""
+    if not eval_every:
+        return 1.0
+    steps = math.ceil(train_images / batch_size)
+    return 1.0 + max(steps - 1, 0) / int(eval_every)
+
+
 def estimate(configfiles: Sequence[str | Path], *, device: str | None = None,
              threads: int | None = None, calibrator: Calibrator | None = None,
              budget_seconds: float = 4.0, cores: int | None = None) -> Estimate:
@@ -333,12 +343,16 @@ def estimate(configfiles: Sequence[str | Path], *, device: str | None = None,
                           "network": line.network, "variant": line.variant,
                           "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             result.calibrated += 1
+        batch = int(settings["batch_size"])
+        evaluations = evaluations_per_epoch(train_images, batch, settings.get("eval_every"))
         line.seconds_per_epoch = calibration.epoch_seconds(
-            train_images, size.val + size.test, int(settings["batch_size"]), kind)
+            train_images, round((size.val + size.test) * evaluations), batch, kind)
         line.startup_seconds = calibration.warmup_seconds
         line.share = share
         line.source = "calibration"
         line.note = f"{train_images} + {size.val + size.test} images ({size.source})"
+        if evaluations != 1:
+            line.note += f", {evaluations:.1f} evaluations per epoch"
     if result.calibrated:
         try:
             atomic_write_json(result.cache, cache)

@@ -2,7 +2,8 @@
 
 - `loop`: the epoch loop and `train()` (torch);
 - `runfolder`: the folder's file names, readers and writers, lock, status (torch-free);
-- `outputs`: a run folder's life: open (resume, restart or refuse), per-epoch writes, finish;
+- `lifecycle`: a run folder's life in one object (`RunFolder`): open (resume, restart or
+  refuse), per-epoch writes, finish, with the full-disk guard;
 - `checkpoint`, `device`, `events`, `gradients` (torch) and `accounting` (torch-free).
 
 `from sdnet.train import train, TrainConfig` works as before; the names load on first use, so the

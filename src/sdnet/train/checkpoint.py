@@ -138,6 +138,8 @@ def save_checkpoint(out: Path, model: GatedNetwork, optimizer: torch.optim.Optim
         "history": state.history,
         "best_epoch": state.best_epoch,
         "best_val_error": state.best_val_error,
+        "best_step": state.best_step,
+        "best_test_error": state.best_test_error,
         "gradients": gradients.state_dict() if gradients is not None else None,
         "world_size": world_size,
         "data_plan": data_plan_device(_model_device(model)),
@@ -174,7 +176,8 @@ def load_checkpoint(ckpt: dict, model: GatedNetwork, optimizer: torch.optim.Opti
     if warning and rank == 0:
         log(warning)
     return RunState(history=list(ckpt["history"]), best_epoch=ckpt["best_epoch"],
-                    best_val_error=ckpt["best_val_error"])
+                    best_val_error=ckpt["best_val_error"], best_step=ckpt.get("best_step"),
+                    best_test_error=ckpt.get("best_test_error"))
 
 
 def save_final_state(out: Path, weights: dict, history: list[dict], summary: dict) -> None:

@@ -34,13 +34,15 @@ from sdnet.train.runfolder import MODEL, RUN_INFO, SUMMARY, RunLock, RunState, n
 
 
 def write_outputs(out: Path, weights: dict, history: list[dict], summary: dict) -> None:
-    """metrics.csv, gradients.csv, model.pt, then summary.json last (its presence marks the
+    """metrics.csv, gradients.csv, evaluations.csv, model.pt, then summary.json last (its presence marks the
     run complete)."""
     epochs = summary["epochs"]
     with no_space_guard(out / runfolder.METRICS, epochs):
         runfolder.write_metrics(out, history)
     with no_space_guard(out / runfolder.GRADIENTS, epochs):
         runfolder.write_gradients(out, history)
+    with no_space_guard(out / runfolder.EVALUATIONS, epochs):
+        runfolder.write_evaluations(out, history)
     with no_space_guard(out / MODEL, epochs):
         checkpoint.atomic_torch_save(weights, out / MODEL)
     with no_space_guard(out / SUMMARY, epochs):
@@ -197,10 +199,13 @@ class RunFolder:
             self.ledger.tick()
 
     def _write_epoch_files(self, history: list[dict]) -> None:
+        """metrics.csv, gradients.csv and evaluations.csv: the history so far."""
         with self._guarded(runfolder.METRICS):
             runfolder.write_metrics(self.out, history)
         with self._guarded(runfolder.GRADIENTS):
             runfolder.write_gradients(self.out, history)
+        with self._guarded(runfolder.EVALUATIONS):
+            runfolder.write_evaluations(self.out, history)
 
     def end_epoch(self, row: dict, state: RunState, eval_seconds: float,
                   save: Callable[[], None]) -> None:

@@ -11,6 +11,13 @@ Design notes (why the loop looks the way it does):
 - One trainer per run folder: `train()` holds `sdnet.train.runfolder.RunLock` for the whole run.
 - `epoch_seconds` times the training pass only (what stochastic depth speeds up); evaluation is
   timed separately in the log line and counts towards the ETA.
+- The original code's recipe (docs/recipe.md) by default: float32 training, and evaluation in
+  float32 whatever the training precision (`precision` bf16 autocasts the training step only);
+  lr drops at the 1-based milestone epoch (`lr_drop`); with `eval_every` N, validation and test
+  error every N steps (counted over the run, as main.lua's iterCounter) besides each epoch's
+  end, all in evaluations.csv; the summary's test error is the one at the lowest validation
+  error of all evaluations. A step evaluation replays on resume (checkpoints are per epoch),
+  draws no random numbers and leaves the batch-norm statistics alone (eval mode).
 
 Below this module: `settings` (TrainConfig, fingerprint), `device` (device, bf16), and the run
 folder's life in one object, `lifecycle.RunFolder` (open, per-epoch writes, finish; it uses
@@ -48,6 +55,7 @@ from sdnet.settings import (
     settings_of,
 )
 from sdnet.train import device as devices
+from sdnet.train import runfolder
 from sdnet.train.checkpoint import capture_rng, load_checkpoint, save_checkpoint
 from sdnet.train.device import device_name, peak_memory_mb, resolve_device
 from sdnet.train.events import EpochEvents
@@ -73,8 +81,14 @@ def _fmt_minutes(seconds: float) -> str:
 
 
 def autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA and on CPUs with native bf16 when `amp` is on (sdnet.train.device)."""
-    return devices.autocast(config.amp, device)
+    """The training step's bf16 autocast (precision bf16, on CUDA and on CPUs with native bf16:
+    sdnet.train.device); nothing in float32. Evaluation never autocasts."""
+    return devices.autocast(config.precision == "bf16", device)
+
+
+def bf16_active(config: TrainConfig, device: torch.device) -> bool:
+    """Whether training runs in bf16 here (summary.json's `amp_used`)."""
+    return devices.amp_active(config.precision == "bf16", device)
 
 
 def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
@@ -82,12 +96,14 @@ def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
 
 
 def milestone_warning(config: TrainConfig) -> str | None:
-    """Milestones at or past the last epoch never lower the lr: legitimate in a short run with
-    the paper's schedule, so a warning, not a refusal."""
-    late = [m for m in config.milestones if m >= config.epochs]
+    """Milestones that never lower the lr (past the last epoch; with lr_drop late, at it too):
+    legitimate in a short run with the paper's schedule, so a warning, not a refusal."""
+    last = config.epochs if config.lr_drop == "original" else config.epochs - 1
+    late = [m for m in config.milestones if m > last]
     if not late:
         return None
-    return (f"sdnet: warning: milestone(s) {' '.join(map(str, late))} at or past the last epoch "
+    where = "past" if config.lr_drop == "original" else "at or past"
+    return (f"sdnet: warning: milestone(s) {' '.join(map(str, late))} {where} the last epoch "
             f"({config.epochs}); the lr never drops there")
 
 
@@ -95,20 +111,25 @@ def milestone_warning(config: TrainConfig) -> str | None:
 
 
 class StepSchedule:
-    """MultiStepLR's factor (gamma ** milestones passed), after `warmup` epochs at 1/10.
+    """The lr factor of 0-based `epoch`: gamma ** (milestones reached), after `warmup` epochs at
+    1/10. `lr_drop` "original": milestone M lowers the lr from 1-based epoch M on, as main.lua's
+    `if epoch < maxEpochs * f` with 1-based epochs (milestones 250 375: epochs 1-249 at lr,
+    250-374 at lr/10, 375-500 at lr/100); "late": from 1-based epoch M + 1 on (MultiStepLR).
 
     A plain class rather than a lambda so LambdaLR's state_dict holds only plain values.
     """
 
-    def __init__(self, milestones: list[int], gamma: float, warmup: int = 0) -> None:
+    def __init__(self, milestones: list[int], gamma: float, warmup: int = 0,
+                 lr_drop: str = "late") -> None:
         self.milestones = sorted(int(m) for m in milestones)
         self.gamma = float(gamma)
         self.warmup = int(warmup)
+        self.shift = 1 if lr_drop == "original" else 0  # 0-based epoch -> the epoch compared
 
     def __call__(self, epoch: int) -> float:
         if epoch < self.warmup:
             return 0.1
-        return self.gamma ** bisect.bisect_right(self.milestones, epoch)
+        return self.gamma ** bisect.bisect_right(self.milestones, epoch + self.shift)
 
 
 def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10,
@@ -120,7 +141,8 @@ def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10
     torch.manual_seed(config.seed)
     model = models.build_model(config.depth, config.arch, num_classes=num_classes,
                                image_size=image_size, shortcut=config.shortcut,
-                               survival=config.survival, p_last=config.p_last)
+                               survival=config.survival, p_last=config.p_last,
+                               bn_init=config.bn_init, conv_init=config.conv_init)
     model.gate.manual_seed(config.seed)
     model = model.to(device)
     if use_channels_last(config, device):
@@ -140,7 +162,8 @@ def build_optimizer(model: GatedNetwork, config: TrainConfig
     # it. Doing it here, before any resume, keeps resumed runs identical to uninterrupted ones.
     for param in model.parameters():
         param.grad = torch.zeros_like(param)
-    schedule = StepSchedule(config.milestones, config.gamma, config.warmup_epochs)
+    schedule = StepSchedule(config.milestones, config.gamma, config.warmup_epochs,
+                            config.lr_drop)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
@@ -167,19 +190,27 @@ def load_data(config: TrainConfig) -> Any:
 
 
 def build_loaders(config: TrainConfig, prepared: Any, device: torch.device) -> Loaders:
-    """Whole splits on the device; train is shuffled and augmented from (seed, epoch) only."""
+    """Whole splits on the device; train is shuffled and augmented from (seed, epoch) only.
+    Normalised by the whole training split's figures (`normalize`), shifted images bordered as
+    `pad_fill` says."""
     from sdnet import data
 
     images, labels = prepared.train
+    mean, std = prepared.normalization(config.normalize)
     if config.limit_train is not None:
         images, labels = images[:config.limit_train], labels[:config.limit_train]
-    common = {"device": device, "mean": prepared.mean, "std": prepared.std,
-                  "channels_last": use_channels_last(config, device)}
+    common = {"device": device, "mean": mean, "std": std,
+              "channels_last": use_channels_last(config, device)}
     augment = check_config(config).augment  # None resolved to the data set's default
-    # ImageNet's train split is JPEG bytes (sdnet.data.jpegs), decoded per batch on the device.
-    kind = data.JpegLoader if type(images).__name__ == "JpegImages" else data.DeviceLoader
-    train = kind(images, labels, batch_size=config.batch_size, augment=augment, shuffle=True,
-                 seed=config.seed, **common)
+    # ImageNet's train split is JPEG bytes (sdnet.data.jpegs), decoded per batch on the device;
+    # its own normalisation is fb.resnet.torch's, so pad_fill is the arrays' loader's alone.
+    if type(images).__name__ == "JpegImages":
+        train = data.JpegLoader(images, labels, batch_size=config.batch_size, augment=augment,
+                                shuffle=True, seed=config.seed, **common)
+    else:
+        train = data.DeviceLoader(images, labels, batch_size=config.batch_size, augment=augment,
+                                  shuffle=True, seed=config.seed, pad_fill=config.pad_fill,
+                                  **common)
     eval_batch = EVAL_BATCH[device.type]
 
     def plain(split: tuple) -> Any:
@@ -203,8 +234,10 @@ class EpochStats:
     loss: float
     error: float  # percent
     blocks_computed: float  # fraction of gated blocks whose branch ran
-    seconds: float
+    seconds: float  # the training pass, step evaluations left out
     gradients: EpochGradients | None = None  # first-convolution |grad| per block (issue 18)
+    evaluations: list[list] | None = None  # [step, val, test] of the step evaluations (eval_every)
+    eval_seconds: float = 0.0  # spent in the step evaluations
 
 
 def _progress(total: int, desc: str) -> Any:
@@ -227,11 +260,15 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
               config: TrainConfig, device: torch.device,
               heartbeat: Callable[[], None] | None = None,
               gradients: GradientMeter | None = None,
-              replica: Replica | None = None) -> EpochStats:
+              replica: Replica | None = None,
+              step_eval: Callable[[], tuple[float | None, float]] | None = None) -> EpochStats:
     """One pass over the training split without host syncs (bar the one at the end).
     `heartbeat()` runs after every step (host-side only: the run lock's mtime); `gradients`
     (sdnet.train.gradients) adds each step's gradients between backward and the SGD step. `replica`:
-    this rank's part in a run of several (sdnet.distributed; None = the whole run)."""
+    this rank's part in a run of several (sdnet.distributed; None = the whole run).
+    `step_eval()` -> (val, test) error runs after every `config.eval_every`-th step of the run
+    (steps counted from its start) but an epoch's last (the epoch-end evaluation is that one);
+    it syncs, and leaves the model in training mode."""
     replica = replica or Replica.single()
     model.train()
     model.gate.reset_stats()
@@ -242,6 +279,9 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
     no_bad_step = torch.full((), steps, dtype=torch.int64, device=device)
     first_bad = no_bad_step.clone()
     seen = 0
+    every = config.eval_every if step_eval is not None else 0
+    evaluations: list[list] = []
+    eval_seconds = 0.0
     bar = _progress(steps, f"epoch {epoch + 1}")
     start = time.perf_counter()
     for step, (x, y) in enumerate(loader.batches(epoch)):
@@ -265,6 +305,13 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
             heartbeat()
         if config.log_every and (step + 1) % config.log_every == 0 and step + 1 < steps:
             _log_steps(epoch, step, steps, loss_sum, wrong, seen, first_bad, config)
+        done = epoch * steps + step + 1  # steps of the run so far (main.lua's iterCounter)
+        if every and done % every == 0 and step + 1 < steps:
+            eval_start = time.perf_counter()
+            val, test = step_eval()
+            model.train()
+            evaluations.append([done, val, test])
+            eval_seconds += time.perf_counter() - eval_start
     loss_sum, wrong, first_bad, seen = replica.reduce_epoch(loss_sum, wrong, first_bad, seen,
                                                             epoch)
     # The epoch's one read-back: everything it logs, packed into one device tensor.
@@ -273,7 +320,7 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
     if gradients is not None:
         parts.append(gradients.pending_sums())
     values = read_back(torch.cat(parts))
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - eval_seconds  # training only
     loss_total, wrong_count, bad = values[0], round(values[1]), round(values[2])
     figures = gradients.epoch_figures(values[3:]) if gradients is not None else None
     if bar is not None:
@@ -284,7 +331,7 @@ def run_epoch(model: GatedNetwork, loader: Any, optimizer: torch.optim.Optimizer
     computed, total = model.gate.stats()
     return EpochStats(loss=mean_loss, error=100.0 * wrong_count / max(seen, 1),
                       blocks_computed=computed / total if total else 1.0, seconds=seconds,
-                      gradients=figures)
+                      gradients=figures, evaluations=evaluations, eval_seconds=eval_seconds)
 
 
 def read_back(values: torch.Tensor) -> list[float]:
@@ -306,7 +353,9 @@ def _log_steps(epoch: int, step: int, steps: int, loss_sum: torch.Tensor, wrong:
 def evaluate(model: GatedNetwork, loader: Any, config: TrainConfig, device: torch.device,
              replica: Replica | None = None) -> float:
     """Error in percent with every block run and scaled by its survival probability (Eq. 5).
-    With several ranks each evaluates its part of the split and the counts are summed."""
+    Always in float32, as the original (no autocast whatever `precision` trains in: the argmax
+    of bf16 logits flips near-ties). With several ranks each evaluates its part of the split
+    and the counts are summed."""
     return evaluate_errors(model, loader, config, device, replica)[0]
 
 
@@ -319,14 +368,19 @@ def evaluate_errors(model: GatedNetwork, loader: Any, config: TrainConfig, devic
     model.eval()
     wrong = torch.zeros(2, dtype=torch.int64, device=device)
     for x, y in loader.batches(0):
-        with autocast(config, device):
-            logits = model(x)
+        logits = eval_logits(model, x)
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hit5 = (top == y[:, None]).any(dim=1)
         wrong[0] += (logits.argmax(1) != y).sum()
         wrong[1] += (~hit5).sum()
     wrong = replica.sum(wrong).tolist()
     return 100.0 * wrong[0] / loader.num_samples, 100.0 * wrong[1] / loader.num_samples
+
+
+def eval_logits(model: GatedNetwork, x: torch.Tensor) -> torch.Tensor:
+    """The evaluation forward pass: float32 even inside an enclosing autocast region."""
+    with torch.autocast(x.device.type, enabled=False):
+        return model(x.float())
 
 
 # ----------------------------------------------------------------------------- summary
@@ -353,7 +407,7 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetw
     history = state.history
     last = history[-1]
     best_epoch = state.best_epoch if state.best_epoch is not None else last["epoch"]
-    at_best = history[best_epoch - 1]
+    at_best = history[best_epoch - 1]  # top-5 is recorded at epoch ends (ImageNet: eval_every 0)
     train_seconds = sum(row["epoch_seconds"] for row in history)
     return {
         "settings": settings,
@@ -369,13 +423,16 @@ def build_summary(config: TrainConfig, settings: dict, fp: str, model: GatedNetw
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": device_name(device),
         "torch_device": str(device),
-        "amp_used": devices.amp_active(config.amp, device),
+        "amp_used": bf16_active(config, device),  # the training step's bf16; evaluation: float32
         "world_size": world_size,  # ranks (processes, one device each) that trained the run
         "versions": versions(),
         "epochs": len(history),
         "best_epoch": best_epoch,
         "best_val_error": state.best_val_error,
-        "test_error_at_best": at_best["test_error"],
+        # steps of the run done at the best evaluation (None: before evaluations.csv existed)
+        "best_step": state.best_step,
+        "evaluations": sum(len(runfolder.epoch_evaluations(row)) for row in history),
+        "test_error_at_best": state.test_error_at_best(),
         "final_test_error": last["test_error"],
         "test_error_top5_at_best": at_best.get("test_error_top5"),  # None: a row from before it
         "final_test_error_top5": last.get("test_error_top5"),
@@ -411,19 +468,30 @@ def train_epoch(epoch: int, model: GatedNetwork, loaders: Loaders, optimizer: to
     replica = replica or Replica.single()
     lr = optimizer.param_groups[0]["lr"]
     model.gate.set_epoch(epoch, config.epochs)
+
+    def both() -> tuple[tuple[float | None, float | None], tuple[float, float]]:
+        """((val, val top-5), (test, test top-5)) error."""
+        replica.sync_buffers(model)  # several ranks: rank 0's batch-norm statistics everywhere
+        val = (evaluate_errors(model, loaders.val, config, device, replica)
+               if loaders.val is not None else (None, None))
+        return val, evaluate_errors(model, loaders.test, config, device, replica)
+
+    def top1() -> tuple[float | None, float]:
+        (val, _), (test, _) = both()
+        return val, test
+
     stats = run_epoch(model, loaders.train, optimizer, epoch, config, device, heartbeat,
-                      gradients, replica)
-    replica.sync_buffers(model)  # several ranks: rank 0's batch-norm statistics everywhere
+                      gradients, replica, step_eval=top1 if config.eval_every else None)
     eval_start = time.perf_counter()
-    val, val5 = (evaluate_errors(model, loaders.val, config, device, replica)
-                 if loaders.val is not None else (None, None))
-    test, test5 = evaluate_errors(model, loaders.test, config, device, replica)
-    eval_seconds = time.perf_counter() - eval_start
+    (val, val5), (test, test5) = both()
+    eval_seconds = time.perf_counter() - eval_start + stats.eval_seconds
     scheduler.step()
+    steps_done = (epoch + 1) * len(loaders.train)
     row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.loss, "train_error": stats.error,
            "val_error": val, "test_error": test, "epoch_seconds": stats.seconds,
            "blocks_computed": stats.blocks_computed, "val_error_top5": val5,
-           "test_error_top5": test5}
+           "test_error_top5": test5,
+           runfolder.EVALUATIONS_KEY: [*(stats.evaluations or []), [steps_done, val, test]]}
     if stats.gradients is not None:
         row.update(stats.gradients.row())  # grad_first_conv, block_gradients
     return row, eval_seconds
@@ -485,7 +553,8 @@ def _train_locked(config: TrainConfig, prepared: Any, lock: RunLock,
         state = load_checkpoint(ckpt, model, optimizer, scheduler, meter, replica.world.rank)
         log(f"sdnet: resuming from checkpoint at epoch {state.epochs_done} of {config.epochs}")
         del ckpt
-    amp = "bf16 autocast" if devices.amp_active(config.amp, device) else "float32"
+    amp = ("bf16 autocast training, float32 evaluation" if bf16_active(config, device)
+           else "float32")
     ranks = f", {replica.size} ranks" if replica.many else ""
     log(f"sdnet: {config.dataset} ResNet-{config.depth} ({settings['arch']}), survival "
         f"{config.survival} p_L={config.p_last}, seed {config.seed}, "

@@ -50,16 +50,23 @@ RUN_INFO = "run.json"
 GRADIENTS = "gradients.csv"
 # The history row key holding an epoch's per-block figures: [[mean_abs_grad | None, steps], ...].
 BLOCK_GRADIENTS = "block_gradients"
+# Every evaluation of validation and test error (setting eval_every: every N steps, and at each
+# epoch's end), one row each; not a workflow output, written beside metrics.csv. The history row
+# key holding an epoch's evaluations: [[step, val_error | None, test_error], ...] in order, the
+# epoch-end one last (step = training steps done since the run began, 1-based count).
+EVALUATIONS = "evaluations.csv"
+EVALUATIONS_KEY = "evaluations"
+EVALUATION_COLUMNS = ("epoch", "step", "val_error", "test_error")
 LOCK = "train.lock"
 EVENTS_DIR = "tensorboard"
 ACCOUNTING = "accounting.json"  # device and device-seconds of every attempt (sdnet.train.accounting)
 # Files whose atomic writes leave `.<name>.*.tmp` temp files when cut short.
 WRITTEN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINT, RUN_INFO, FINAL_STATE, GRADIENTS,
-                 ACCOUNTING)
+                 ACCOUNTING, EVALUATIONS)
 HEARTBEAT_SECONDS = 60.0
 FRESH_FLOOR_SECONDS = 600.0
 _LOCK_WAIT_SECONDS = 1.0  # a status probe holds a shared lock for microseconds
-_INT_COLUMNS = ("epoch", "block", "active_steps")
+_INT_COLUMNS = ("epoch", "block", "active_steps", "step")
 
 
 class RunBusyError(SdnetError):
@@ -136,6 +143,18 @@ def read_metrics(folder: str | os.PathLike) -> list[dict]:
     return _read_csv(Path(folder) / METRICS)
 
 
+def read_evaluations(folder: str | os.PathLike) -> list[dict]:
+    """evaluations.csv rows (epoch, step, val_error or None, test_error); [] if absent."""
+    return _read_csv(Path(folder) / EVALUATIONS)
+
+
+def epoch_evaluations(row: dict) -> list[list]:
+    """[[step, val_error, test_error], ...] of a history row; a row from before evaluations
+    were recorded stands for its one epoch-end evaluation (step unknown: None)."""
+    found = row.get(EVALUATIONS_KEY)
+    return [list(e) for e in found] if found else [[None, row["val_error"], row["test_error"]]]
+
+
 def read_gradients(folder: str | os.PathLike) -> list[dict]:
     """gradients.csv rows (epoch, block, mean_abs_grad or None, active_steps); [] if absent."""
     return _read_csv(Path(folder) / GRADIENTS)
@@ -181,6 +200,20 @@ def gradients_text(history: Iterable[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def evaluations_text(history: Iterable[dict]) -> str:
+    """evaluations.csv: every evaluation of every epoch, in order."""
+    rows = [",".join(EVALUATION_COLUMNS)]
+    for row in history:
+        for step, val, test in epoch_evaluations(row):
+            rows.append(",".join(_csv_value(v) for v in (row["epoch"], step, val, test)))
+    return "\n".join(rows) + "\n"
+
+
+def write_evaluations(folder: Path, history: list[dict]) -> None:
+    """The whole table every epoch, atomically (as metrics.csv)."""
+    atomic_write_text(Path(folder) / EVALUATIONS, evaluations_text(history))
+
+
 def write_gradients(folder: Path, history: list[dict]) -> None:
     """The whole table every epoch, atomically (as metrics.csv)."""
     atomic_write_text(Path(folder) / GRADIENTS, gradients_text(history))
@@ -216,22 +249,35 @@ def remove_temp_files(folder: Path) -> None:
 @dataclass
 class RunState:
     """What survives an epoch boundary besides weights and optimizer: the metrics rows so far
-    and the best-validation epoch."""
+    and the best evaluation: lowest validation error over ALL evaluations (every `eval_every`
+    steps and each epoch's end), earliest on ties, and the test error there (the original's
+    reported number)."""
 
     history: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     best_val_error: float | None = None
+    best_step: int | None = None
+    best_test_error: float | None = None
 
     @property
     def epochs_done(self) -> int:
         return len(self.history)
 
     def add(self, row: dict) -> None:
-        """Append an epoch row and update best-so-far (lowest val error, earliest on ties)."""
+        """Append an epoch row and update best-so-far from its evaluations."""
         self.history.append(row)
-        val = row["val_error"]
-        if val is not None and (self.best_val_error is None or val < self.best_val_error):
-            self.best_epoch, self.best_val_error = row["epoch"], val
+        for step, val, test in epoch_evaluations(row):
+            if val is not None and (self.best_val_error is None or val < self.best_val_error):
+                self.best_epoch, self.best_val_error = row["epoch"], val
+                self.best_step, self.best_test_error = step, test
+
+    def test_error_at_best(self) -> float:
+        """The test error at the best evaluation (the last epoch's without validation)."""
+        if self.best_test_error is not None:
+            return self.best_test_error
+        if self.best_epoch is not None:  # a checkpoint from before evaluations were recorded
+            return self.history[self.best_epoch - 1]["test_error"]
+        return self.history[-1]["test_error"]
 
 
 # ----------------------------------------------------------------------------- the lock
