@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 
 from sdnet.data.common import FORMAT_VERSION, require_file
-from sdnet.data.registry import Dataset, get_dataset
+from sdnet.data.registry import Dataset, Split, get_dataset
 from sdnet.errors import SdnetError
 
 SPLITS = ("train", "val", "test")
-Split = tuple[np.ndarray, np.ndarray]
 PREPARE_HINT = "run `sdnet data prepare` first"
 STATS_CHUNK = 4096  # images per histogram pass: bincount widens to int64, 8 B per value
 # What np.load raises on a truncated or damaged .npz (zip) or .npy member.

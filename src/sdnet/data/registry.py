@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sdnet.errors import SdnetError
 
-if TYPE_CHECKING:
-    from sdnet.data.prepared import Split
+# One split of a data set: (images uint8 (N, H, W, 3), labels int (N,)), numpy arrays (this
+# module stays numpy-free: the Snakefile imports it).
+Split = tuple[Any, Any]
 
 # The format modules whose data sets are always registered, in the order users see them (CLI
 # choices, config enum, report rows).
