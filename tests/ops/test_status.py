@@ -179,3 +179,15 @@ def test_status_tells_networks_of_one_depth_apart(tmp_path: Path) -> None:
         ("preact-resnet50", "preact", "not started"), ("preact-resnet110", "preact", "interrupted")]
     listed = json.loads(status.as_json(rows))
     assert [o["network"] for o in listed][:2] == ["resnet50", "resnet110"]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`sdnet status | head`: stdout is a pipe whose reader has gone (EPIPE on the first write);
+    the command ends quietly with 141, as a shell pipeline expects."""
+    code = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+            "from sdnet.cli import main; sys.exit(main(['status', '--configfile', "
+            f"{str(ROOT / 'config/demo.yaml')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
