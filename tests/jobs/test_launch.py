@@ -111,7 +111,7 @@ def test_sigterm_then_the_run_resumes_with_every_attempt_logged(prepared_cifar10
 
 
 def test_a_failing_run_is_named_and_the_other_finishes(prepared_cifar10, tmp_path) -> None:
-    bad = train_args(prepared_cifar10, tmp_path / "bad", 0, epochs=1) + ["--lr", "1e12"]
+    bad = train_args(prepared_cifar10, tmp_path / "bad", 0, epochs=1) + ["--lr", "1e30"]
     good = train_args(prepared_cifar10, tmp_path / "good", 1, epochs=1)
     done = subprocess.run(command((tmp_path / "bad.log", bad), (tmp_path / "good.log", good)),
                           check=False, capture_output=True, text=True,

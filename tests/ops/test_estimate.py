@@ -183,7 +183,7 @@ def test_an_estimate_is_replaced_by_the_measured_device_time(tmp_path, prepared_
 
 
 def _estimate_then_train(root: Path, prepared: Path) -> tuple[float, float, estimate.Estimate]:
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     configs = small_grid(root, prepared)
     result = estimate.estimate(configs, cores=1)  # trained one run after the other below
     assert result.calibrated == 2

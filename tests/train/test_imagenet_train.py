@@ -24,7 +24,7 @@ def _config(data: Path, out: Path, **overrides) -> train.TrainConfig:
     settings = {"data": data, "dataset": "imagenet", "arch": "imagenet", "depth": 18,
                 "out": out, "epochs": 2, "batch_size": 16, "lr": 0.01, "milestones": [1],
                 "survival": "linear", "p_last": 0.5, "seed": 0, "device": "cpu",
-                "amp": False, "channels_last": False}
+                "precision": "float32", "normalize": "channel", "channels_last": False}
     settings.update(overrides)
     return train.TrainConfig(**settings)
 
